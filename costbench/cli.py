@@ -1,0 +1,161 @@
+"""The command line: parse, call, render. Every user mistake is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from costbench.errors import UserError
+
+app = typer.Typer(
+    name="costbench",
+    help="Which purchase-prediction configuration buys the most accuracy per dollar, per GB and per ms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override any key, value parsed as YAML "
+                 "(--set train.epochs=5, --set grid.precision=[fp32,int8]). Repeatable."),
+]
+
+
+def user_errors(command: F) -> F:
+    """Report a UserError as one line and exit 2, so a user's mistake never shows a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def validate(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML file.", show_default=False)],
+    set_: SetOption = None,
+) -> None:
+    """Check a sweep file and list the trials it expands to, without running anything."""
+    from costbench.spec import load_sweep
+
+    sweep = load_sweep(sweep_file, set_ or [])
+    for warning in sweep.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
+    table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")
+    table.add_column("id", style="cyan", no_wrap=True)
+    axes = list(dict.fromkeys(k for t in sweep.trials for k in t.axes))
+    if sweep.spec.repeats > 1:
+        table.add_column("repeat", justify="right")
+    for axis in axes:
+        table.add_column(axis)
+    for trial in sweep.trials:
+        repeat = [str(trial.repeat)] if sweep.spec.repeats > 1 else []
+        table.add_row(trial.id, *repeat, *(str(trial.axes.get(a, "")) for a in axes))
+    console.print(table)
+    console.print(f"{sweep.path}: valid, {len(sweep.trials)} trial(s)")
+
+
+@app.command()
+@user_errors
+def env(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the environment as JSON.")] = False,
+) -> None:
+    """Show the machine results come from: CPU and its precision flags, GPUs, library versions."""
+    from costbench.measure.environment import collect_environment
+
+    info = collect_environment()
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    cpu = info["cpu"]
+    table.add_row("CPU", f"{cpu['model']} ({cpu['usable_cores']} usable of {cpu['logical_cores']} cores)")
+    flags = "  ".join(f"{name} {'yes' if on else 'no'}" for name, on in cpu["flags"].items())
+    table.add_row("precision flags", flags)
+    for gpu in info["gpus"] or [None]:
+        table.add_row("GPU", "none" if gpu is None else
+                      f"{gpu['name']}, {gpu['memory_mb']} MB, driver {gpu['driver']}, CUDA {gpu['cuda']}")
+    table.add_row("torch threads", f"{info['torch_threads']} intra-op, {info['torch_interop_threads']} inter-op")
+    versions = "  ".join(f"{k} {v or 'not installed'}" for k, v in info["versions"].items())
+    table.add_row("versions", versions)
+    table.add_row("costbench", f"{info['costbench']} ({info['costbench_commit'] or 'not a git checkout'})")
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML file.", show_default=False)],
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: results/<sweep name>).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Trials in parallel (default: one per core "
+                                                "with one thread each on CPU, one per GPU on CUDA).")] = None,
+    executor: Annotated[str | None, typer.Option(help="local or ray (default: the sweep file's).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address, e.g. 10.0.0.5:6379.")] = None,
+    trial_timeout: Annotated[float | None, typer.Option(min=1, help="End a trial after this many "
+                                                        "seconds (recorded as failed: timeout).")] = None,
+    retries: Annotated[int | None, typer.Option(min=0, help="Ray: retry a crashed trial N times.")] = None,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first failed trial.")] = False,
+    retry_failed: Annotated[bool, typer.Option(help="Run again the trials that failed last time.")] = False,
+    fresh: Annotated[bool, typer.Option(help="Start over in a new run directory (old results are kept).")]
+    = False,
+) -> None:
+    """Train, evaluate and measure every trial of a sweep, resuming where a previous run stopped."""
+    from costbench.engine import SweepOptions, run_sweep
+    from costbench.spec import load_sweep
+
+    loaded = load_sweep(sweep_file, set_ or [])
+    options = SweepOptions(out=out, workers=workers, executor=executor, address=address,
+                           trial_timeout=trial_timeout, retries=retries, fail_fast=fail_fast,
+                           retry_failed=retry_failed, fresh=fresh)
+    raise typer.Exit(run_sweep(loaded, options, console=console, stderr=stderr))
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `costbench sweep`.",
+                                            show_default=False)],
+    objectives: Annotated[str | None, typer.Option(help="e.g. auc:max,train_cost_usd:min,p99_ms:min "
+                                                   "(default: the sweep file's).")] = None,
+    by: Annotated[str | None, typer.Option(help="Compute one Pareto front per value of this field, "
+                                           "e.g. device.")] = None,
+    where: Annotated[list[str] | None, typer.Option(help="Filter before the front, e.g. \"p99_ms<=20\". "
+                                                    "Repeatable.")] = None,
+    min_quality: Annotated[float, typer.Option(help="Mark trials below this share of the best fp32 AUC "
+                                               "of their family.")] = 0.99,
+    traffic: Annotated[str | None, typer.Option(help="Serving traffic for the cost planner, e.g. 50M/day.")]
+    = None,
+    slo_p99: Annotated[str | None, typer.Option(help="p99 latency SLO for the planner, e.g. 20ms.")] = None,
+    retrains_per_month: Annotated[float, typer.Option(help="Planner: retrainings per month.")] = 0.0,
+    format_: Annotated[str, typer.Option("--format", help="What to print: table, csv, markdown, json or "
+                                         "none. Every file is written regardless.")] = "table",
+) -> None:
+    """Render a run: Pareto table, trials.csv, pareto.csv, report.md, report.html and PNG plots."""
+    from costbench.report import ReportOptions, render_report
+
+    options = ReportOptions(objectives=objectives, by=by, where=where or [], min_quality=min_quality,
+                            traffic=traffic, slo_p99=slo_p99, retrains_per_month=retrains_per_month,
+                            format=format_)
+    render_report(run_dir, options, console=console, stderr=stderr)

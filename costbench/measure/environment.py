@@ -1,0 +1,119 @@
+"""What a reader of results needs to know about the machine the numbers came from."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PRECISION_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
+                   "amx_tile")
+LIBRARIES = ("torch", "torchao", "numpy", "pandas", "pydantic", "typer", "rich", "pyyaml", "matplotlib",
+             "pyarrow", "ray")
+
+
+def cpu_info() -> dict[str, Any]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name":
+                model = value.strip()
+            elif key == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "flags": {flag: flag in flags for flag in PRECISION_FLAGS},
+    }
+
+
+def cuda_device_count() -> int:
+    """GPU count without initialising CUDA in this process (nvidia-smi, else torch's lazy query)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken CUDA install counts as no GPU, not as a crash
+        return 0
+
+
+def gpu_info() -> list[dict[str, Any]]:
+    if cuda_device_count() == 0:
+        return []
+    import torch
+
+    driver = _nvidia_smi("driver_version")
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        gpus.append({
+            "index": i,
+            "name": props.name,
+            "memory_mb": round(props.total_memory / 2**20),
+            "capability": f"{props.major}.{props.minor}",
+            "driver": driver[i] if i < len(driver) else None,
+            "cuda": torch.version.cuda,
+        })
+    return gpus
+
+
+def _nvidia_smi(field: str) -> list[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit() -> str | None:
+    """The costbench checkout's commit when it runs from one (results name the code that made them)."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+@lru_cache(maxsize=1)
+def collect_environment() -> dict[str, Any]:
+    """The machine, its accelerators and the software versions; what `costbench env --json` prints."""
+    import torch
+
+    from costbench import __version__
+
+    return {
+        "costbench": __version__,
+        "costbench_commit": git_commit(),
+        "host": platform.node(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python_executable": sys.executable,
+        "cpu": cpu_info(),
+        "gpus": gpu_info(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "versions": library_versions(),
+    }

@@ -1,0 +1,57 @@
+"""Size presets per model family, and the check that a model can be built, without importing torch.
+
+Kept apart from ``models.py`` so that ``costbench validate`` can reject an unbuildable size in
+milliseconds, before any trial (or torch) starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+# family -> size -> (hidden, layers, emb_dim, heads). Sizes span roughly 10^3 .. 10^8 parameters on
+# the default synthetic data (the README lists the exact counts); xl is meant for GPUs.
+PRESETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
+    "logreg": {"xs": (0, 0, 2, 0), "s": (0, 0, 4, 0), "m": (0, 0, 8, 0), "l": (0, 0, 16, 0), "xl": (0, 0, 32, 0)},
+    "mlp": {"xs": (16, 1, 4, 0), "s": (64, 2, 8, 0), "m": (256, 3, 16, 0), "l": (1024, 4, 32, 0),
+            "xl": (4096, 6, 64, 0)},
+    "dcn": {"xs": (16, 1, 4, 0), "s": (64, 2, 8, 0), "m": (256, 3, 16, 0), "l": (1024, 3, 32, 0),
+            "xl": (4096, 4, 64, 0)},
+    "gru": {"xs": (16, 1, 8, 0), "s": (64, 1, 16, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
+            "xl": (2048, 3, 128, 0)},
+    "lstm": {"xs": (16, 1, 8, 0), "s": (64, 1, 16, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
+             "xl": (2048, 3, 128, 0)},
+    "transformer": {"xs": (32, 1, 16, 2), "s": (128, 2, 32, 4), "m": (256, 2, 64, 4), "l": (1024, 4, 256, 8),
+                    "xl": (4096, 8, 1024, 16)},
+}
+DEFAULT_DROPOUT = 0.1
+
+
+class ModelSpec(Protocol):
+    family: str
+    size: str
+    hidden: int | None
+    layers: int | None
+    emb_dim: int | None
+    heads: int | None
+    dropout: float | None
+
+
+def resolve_hparams(model: ModelSpec) -> dict[str, Any]:
+    """The preset for family x size with explicit keys on top; ValueError when it cannot be built."""
+    hidden, layers, emb_dim, heads = PRESETS[model.family][model.size]
+    hp = {
+        "family": model.family,
+        "hidden": model.hidden or hidden,
+        "layers": model.layers or layers,
+        "emb_dim": model.emb_dim or emb_dim,
+        "heads": model.heads or heads,
+        "dropout": DEFAULT_DROPOUT if model.dropout is None else model.dropout,
+    }
+    if model.family == "logreg":
+        hp["dropout"] = 0.0 if model.dropout is None else model.dropout
+    if model.family == "transformer" and hp["emb_dim"] % hp["heads"]:
+        raise ValueError(
+            f"transformer emb_dim {hp['emb_dim']} is not divisible by heads {hp['heads']}; "
+            "pick heads that divide emb_dim"
+        )
+    return hp

@@ -1,0 +1,134 @@
+"""The shape of one line of ``trials.jsonl``: the contract every reader of a run relies on.
+
+A record is a JSON object::
+
+    {
+      "schema": 1,
+      "id": "3f2a9c01b7de",          # hash of the resolved trial config (see spec.trial_id)
+      "group": "a81c4e0f9b22",       # hash of the config without its seed: repeats share it
+      "repeat": 0,                   # 0 .. repeats-1
+      "status": "ok" | "failed" | "skipped",
+      "reason": null | "why it failed or was skipped",
+      "axes": {"model.size": "s", "precision": "bf16", ...},   # this trial's grid values
+      "config": {...},               # the resolved trial config: everything that defines the trial
+      "metrics": {"auc": 0.87, "p99_ms": 0.41, ...},           # flat name -> number (or null = n/a)
+      "details": {...},              # structured extras: latency per batch size, precision info, ...
+      "started_at": "2026-11-29T21:40:00+00:00",
+      "finished_at": "2026-11-29T21:40:12+00:00",
+      "host": "hostname", "pid": 1234, "concurrent_trials": 1,
+      "environment": "environment.json"
+    }
+
+``metrics`` holds only numbers or null, so objectives and ``--where`` filters can name any of them.
+The names below are the ones costbench writes; each comes with its unit and its better direction.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Status = Literal["ok", "failed", "skipped"]
+STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
+
+# name -> (unit, better direction, one-line meaning). Units are shown in every table header.
+METRICS: dict[str, tuple[str, str, str]] = {
+    # quality, on the test split, of the model as served
+    "auc": ("", "max", "ROC AUC of the served model on the test split"),
+    "pr_auc": ("", "max", "average precision (area under the precision-recall curve)"),
+    "logloss": ("", "min", "binary cross-entropy of the predicted probabilities"),
+    "brier": ("", "min", "mean squared error of the predicted probabilities"),
+    "accuracy": ("", "max", "accuracy at the F1-optimal validation threshold"),
+    "precision": ("", "max", "precision at the F1-optimal validation threshold"),
+    "recall": ("", "max", "recall at the F1-optimal validation threshold"),
+    "f1": ("", "max", "F1 at the F1-optimal validation threshold"),
+    "threshold": ("", "max", "the F1-optimal threshold chosen on the validation split"),
+    "capture_at_top": ("", "max", "share of all buyers among the top-scored eval.top_fraction rows"),
+    "lift_at_top": ("x", "max", "capture_at_top / top_fraction"),
+    "bayes_auc": ("", "max", "best AUC any model could reach on this test split (synthetic data)"),
+    "auc_gap_to_bayes": ("", "min", "bayes_auc - auc"),
+    "val_auc": ("", "max", "best validation AUC during training"),
+    "auc_delta_vs_fp32": ("", "max", "auc minus the auc of this trial's fp32 twin"),
+    # size
+    "params": ("", "min", "trainable parameters"),
+    "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
+    "model_bytes": ("B", "min", "bytes of the serialised served model, as shipped"),
+    # training cost
+    "epochs_run": ("", "min", "epochs trained before stopping"),
+    "train_seconds": ("s", "min", "wall-clock training time, quantization included"),
+    "quantize_seconds": ("s", "min", "time spent quantizing the trained model"),
+    "compile_seconds": ("s", "min", "time spent compiling the served model (not in latency)"),
+    "train_device_hours": ("h", "min", "device-hours held while training (cores or GPUs x hours)"),
+    "train_cost_usd": ("$", "min", "train_device_hours x the sweep's price table"),
+    "train_samples_per_s": ("rows/s", "max", "training throughput"),
+    "train_energy_j": ("J", "min", "energy used while training, where a hardware counter exists"),
+    # memory
+    "train_peak_mem_mb": ("MB", "min", "peak memory while training (device on CUDA, process RSS on CPU)"),
+    "train_mem_delta_mb": ("MB", "min", "training peak minus the memory in use before training"),
+    "train_peak_reserved_mb": ("MB", "min", "CUDA: peak memory reserved by the caching allocator"),
+    "serve_peak_mem_mb": ("MB", "min", "peak memory while serving"),
+    # serving, at serve.batch_size_for_objective
+    "p50_ms": ("ms", "min", "median latency of one serving call"),
+    "p90_ms": ("ms", "min", "90th percentile latency of one serving call"),
+    "p99_ms": ("ms", "min", "99th percentile latency of one serving call"),
+    "p99_upper_ms": ("ms", "min", "conservative p99 by MLPerf's early-stopping rule"),
+    "mean_ms": ("ms", "min", "mean latency of one serving call"),
+    "cold_ms": ("ms", "min", "the first (cold) serving call"),
+    "throughput": ("rows/s", "max", "rows scored per second"),
+    "serve_cost_per_million_usd": ("$", "min", "cost of one million predictions at measured throughput"),
+    "serve_energy_per_1k_j": ("J", "min", "energy per 1,000 predictions, where a hardware counter exists"),
+    "probe_drift": ("", "min", "relative change of the GEMM probe across the latency phase (noise)"),
+}
+
+
+def metric_unit(name: str) -> str:
+    """The unit of a metric, also for per-batch-size names such as ``p99_ms@256``."""
+    base = name.split("@", 1)[0]
+    return METRICS.get(base, ("", "", ""))[0]
+
+
+def is_known_metric(name: str) -> bool:
+    """True for the names above and their per-batch-size forms (``p99_ms@256``)."""
+    base, _, batch = name.partition("@")
+    return base in METRICS and (not batch or batch.isdigit())
+
+
+def make_record(
+    trial: dict[str, Any],
+    status: Status,
+    *,
+    reason: str | None = None,
+    metrics: dict[str, float | None] | None = None,
+    details: dict[str, Any] | None = None,
+    started_at: str | None = None,
+    finished_at: str | None = None,
+    concurrent_trials: int = 1,
+) -> dict[str, Any]:
+    """One record in the documented shape; executors use it for trials that never returned one."""
+    now = utc_now()
+    return {
+        "schema": SCHEMA_VERSION,
+        "id": trial["id"],
+        "group": trial["group"],
+        "repeat": trial["repeat"],
+        "status": status,
+        "reason": reason,
+        "axes": trial["axes"],
+        "config": trial["config"],
+        "metrics": metrics or {},
+        "details": details or {},
+        "started_at": started_at or now,
+        "finished_at": finished_at or now,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "concurrent_trials": concurrent_trials,
+        "environment": "environment.json",
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
