@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from costbench.errors import UserError
@@ -42,7 +43,7 @@ def user_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except UserError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -59,7 +60,7 @@ def validate(
 
     sweep = load_sweep(sweep_file, set_ or [])
     for warning in sweep.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}")
     table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")
     table.add_column("id", style="cyan", no_wrap=True)
     axes = list(dict.fromkeys(k for t in sweep.trials for k in t.axes))

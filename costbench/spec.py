@@ -90,7 +90,8 @@ class DataConfig(Section):
         if self.source != "synthetic":
             missing = [k for k in ("path", "label") if getattr(self, k) is None]
             if missing:
-                raise ValueError(f"source '{self.source}' needs {' and '.join(missing)} (the file and its label column)")
+                needs = " and ".join(missing)
+                raise ValueError(f"source '{self.source}' needs {needs} (the file and its label column)")
         return self
 
     @property
@@ -561,7 +562,8 @@ def _user_error(exc: ValidationError, path: Path, locator: _Locator, model: type
     else:
         message = f"{err['msg'].lower()} (got {json.dumps(got, default=str)})"
     if prefix:
-        return UserError(f"{key_path}: {message}" if key_path else message, where=locator.where(path, prefix))
+        redundant = not key_path or prefix.startswith(f"grid.{key_path}[")
+        return UserError(message if redundant else f"{key_path}: {message}", where=locator.where(path, prefix))
     return UserError(message, where=locator.where(path, key_path))
 
 

@@ -1,0 +1,123 @@
+"""Every mistake a user can make in a sweep file: one line on stderr, naming where and what, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from costbench.cli import app
+
+runner = CliRunner()
+
+GOOD = """\
+name: t
+data: {rows: 1000}
+grid:
+  model.size: [xs, s]
+  precision: [fp32, int8]
+"""
+
+
+def run_validate(tmp_path: Path, text: str | None, *args: str, name: str = "sweep.yaml"):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    result = runner.invoke(app, ["validate", str(path), *args])
+    return path, result
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+CASES = [
+    # (id, yaml text, expected fragments of the one error line)
+    ("empty", "", ["sweep.yaml", "empty"]),
+    ("broken-yaml", "name: t\ngrid: {precision: [fp32\n", ["sweep.yaml:", "broken YAML"]),
+    ("not-a-mapping", "- a\n- b\n", ["top level must be a mapping", "not a list"]),
+    ("unknown-section", "name: t\ngird: {}\n", ["unknown section 'gird'", "did you mean 'grid'", "allowed:"]),
+    ("unknown-key", "name: t\nmodel: {famly: mlp}\n",
+     ["sweep.yaml:2:", "model.famly", "unknown key 'famly'", "did you mean 'family'"]),
+    ("wrong-type", "name: t\ntrain: {epochs: many}\n", ["train.epochs", "valid integer", "many"]),
+    ("axis-not-list", "name: t\ngrid: {precision: fp32}\n", ["grid.precision", "valid list"]),
+    ("empty-axis", "name: t\ngrid: {precision: []}\n", ["grid.precision", "empty"]),
+    ("axis-names-nothing", "name: t\ngrid: {model.sise: [s]}\n",
+     ["model.sise", "names nothing", "did you mean 'size'"]),
+    ("unknown-precision", "name: t\ngrid: {precision: [fp32, fp8]}\n",
+     ["sweep.yaml:2:", "grid.precision[1]", "unknown value 'fp8'", "allowed: fp32, fp16, bf16, int8"]),
+    ("unknown-device", "name: t\ndevice: tpu\n", ["device", "unknown device 'tpu'", "cpu, cuda, cuda:N, auto"]),
+    ("unknown-family", "name: t\nmodel: {family: xgboost}\n", ["model.family", "unknown value 'xgboost'"]),
+    ("zero-batch", "name: t\ngrid: {train.batch_size: [256, 0]}\n",
+     ["grid.train.batch_size[1]", "greater than 0"]),
+    ("negative-batch", "name: t\ntrain: {batch_size: -8}\n", ["train.batch_size", "greater than 0"]),
+    ("objective-direction", "name: t\nobjectives: [auc:up]\n", ["objectives", "auc:max", "auc:min"]),
+    ("objective-metric", "name: t\nobjectives: [acu:max]\n", ["unknown metric 'acu'", "did you mean 'auc'"]),
+    ("exclude-never-matches", "name: t\ngrid: {precision: [fp32, int8]}\nexclude: [{precision: fp16}]\n",
+     ["exclude[0]", "can never match"]),
+    ("zero-trials", "name: t\ngrid: {precision: [fp32]}\nexclude: [{precision: fp32}]\n", ["zero trials"]),
+    ("sequence-model-without-sequences", "name: t\ndata: {sequence_length: 0}\nmodel: {family: gru}\n",
+     ["gru", "sequence_length is 0"]),
+    ("too-few-calls-for-p99", "name: t\nserve: {min_calls: 100}\n", ["serve.min_calls", "662"]),
+    ("unbuildable-size", "name: t\ndata: {sequence_length: 4}\nmodel: {family: transformer, heads: 3}\n",
+     ["heads 3", "divisible"]),
+    ("csv-without-label", "name: t\ndata: {source: csv, path: x.csv}\n", ["data", "label"]),
+]
+
+
+@pytest.mark.parametrize(("text", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_sweep_file_gets_one_clear_line(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    _, result = run_validate(tmp_path, text)
+    line = one_line_error(result)
+    for fragment in fragments:
+        assert fragment in line, f"{fragment!r} not in {line!r}"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _, result = run_validate(tmp_path, None, name="nope.yaml")
+    line = one_line_error(result)
+    assert "nope.yaml" in line and "no such file" in line
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "a.yaml").write_text(GOOD)
+    result = runner.invoke(app, ["validate", str(tmp_path / "sweeps")])
+    line = one_line_error(result)
+    assert "is a directory" in line and "a.yaml" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [("train.epochs", "not KEY=VALUE"), ("grid.precision=[fp32", "not valid YAML"),
+     ("name.x=1", "not a section"), ("train.epochz=3", "did you mean 'epochs'")],
+)
+def test_bad_set_override(tmp_path: Path, override: str, fragment: str) -> None:
+    _, result = run_validate(tmp_path, GOOD, "--set", override)
+    assert fragment in one_line_error(result)
+
+
+def test_broken_yaml_names_line_and_column(tmp_path: Path) -> None:
+    _, result = run_validate(tmp_path, "name: t\ntrain:\n  epochs: 3\n   lr: 0.1\n")
+    line = one_line_error(result)
+    assert "sweep.yaml:4:" in line
+
+
+def test_valid_file_lists_trials(tmp_path: Path) -> None:
+    _, result = run_validate(tmp_path, GOOD)
+    assert result.exit_code == 0, result.stderr
+    assert "4 trial(s)" in result.stdout
+    assert "model.size" in result.stdout and "precision" in result.stdout
+
+
+def test_every_shipped_sweep_validates() -> None:
+    sweeps = sorted(Path(__file__).parents[1].joinpath("sweeps").glob("*.yaml"))
+    assert sweeps, "no sweep files shipped"
+    for sweep in sweeps:
+        result = runner.invoke(app, ["validate", str(sweep)])
+        assert result.exit_code == 0, (sweep, result.stderr)
