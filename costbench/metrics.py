@@ -1,0 +1,129 @@
+"""Quality metrics for a binary purchase label, in plain numpy so they run anywhere and are easy to audit.
+
+Every ranking metric treats tied scores exactly (no arbitrary tie-breaking): a model that gives many rows
+the same score (an int8 model, a saturated sigmoid) is scored as if the ties were broken at random, in
+expectation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_EPS = 1e-15  # probability clip for log loss, so a saturated 0 or 1 costs a large but finite amount
+
+
+def _as_arrays(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length")
+    if y.size == 0:
+        raise ValueError("no rows to score")
+    if np.isnan(s).any():
+        raise ValueError("scores contain NaN")
+    return y, s
+
+
+def _both_classes(y: np.ndarray) -> tuple[float, float]:
+    n_pos = float(y.sum())
+    n_neg = float(y.size - n_pos)
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs both buyers and non-buyers in the split; this one has only one class")
+    return n_pos, n_neg
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values``, tied values sharing the mean of their ranks."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    mean_rank = ends - (counts - 1) / 2.0
+    return mean_rank[inverse]
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the rank-sum (Mann-Whitney) formula: the chance a buyer outscores a non-buyer, ties half."""
+    y, s = _as_arrays(y_true, scores)
+    n_pos, n_neg = _both_classes(y)
+    rank_sum = float(average_ranks(s)[y == 1].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve: the step sum over distinct thresholds (as sklearn)."""
+    y, s = _as_arrays(y_true, scores)
+    n_pos, _ = _both_classes(y)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    # the last row of each group of equal scores: one point of the curve per distinct threshold
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
+    tp = np.cumsum(y_sorted)[last]
+    predicted = last + 1.0
+    precision = tp / predicted
+    recall = tp / n_pos
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def logloss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean binary cross-entropy of predicted probabilities (clipped to [1e-15, 1 - 1e-15])."""
+    y, p = _as_arrays(y_true, proba)
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def brier(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean squared error of predicted probabilities."""
+    y, p = _as_arrays(y_true, proba)
+    return float(np.mean((p - y) ** 2))
+
+
+def threshold_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 when rows scored >= ``threshold`` are called buyers.
+
+    Precision is 0 when nothing is called a buyer, and F1 is 0 when precision + recall is 0.
+    """
+    y, p = _as_arrays(y_true, proba)
+    called = p >= threshold
+    tp = float(np.sum(called & (y == 1)))
+    fp = float(np.sum(called & (y == 0)))
+    fn = float(np.sum(~called & (y == 1)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    accuracy = float(np.mean(called == (y == 1)))
+    return {"accuracy": accuracy, "precision": precision, "recall": recall, "f1": f1}
+
+
+def f1_optimal_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The score threshold (one of the scores) whose ``>=`` rule gives the highest F1; the highest such
+    threshold on a tie in F1."""
+    y, p = _as_arrays(y_true, proba)
+    n_pos, _ = _both_classes(y)
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(p_sorted)), p_sorted.size - 1]
+    tp = np.cumsum(y_sorted)[last]
+    f1 = 2 * tp / (last + 1.0 + n_pos)  # 2TP / (predicted + actual positives)
+    return float(p_sorted[last[int(np.argmax(f1))]])
+
+
+def capture_at_top(y_true: np.ndarray, scores: np.ndarray, fraction: float) -> float:
+    """Share of all buyers among the ``fraction`` highest-scored rows.
+
+    The cut is at exactly ``fraction * n`` rows; a group of tied scores that straddles it counts in
+    proportion to how much of it lies inside (the expectation under random tie-breaking).
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    y, s = _as_arrays(y_true, scores)
+    n_pos, _ = _both_classes(y)
+    k = fraction * s.size
+    values, inverse, counts = np.unique(-s, return_inverse=True, return_counts=True)  # best score first
+    positives = np.bincount(inverse, weights=y, minlength=values.size)
+    above = np.cumsum(counts) - counts  # rows scored strictly higher than each group
+    inside = np.clip((k - above) / counts, 0.0, 1.0)
+    return float(np.sum(positives * inside) / n_pos)
+
+
+def lift_at_top(y_true: np.ndarray, scores: np.ndarray, fraction: float) -> float:
+    """How many times more buyers the top ``fraction`` holds than a random pick of the same size."""
+    return capture_at_top(y_true, scores, fraction) / fraction
