@@ -1,0 +1,46 @@
+"""Score a split with any callable model and turn the scores into the quality metrics of a record.
+
+The callable is the model as served (fp32, autocast, int8, compiled), so the metrics describe what would
+run in production, not the training-time weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from costbench import metrics
+from costbench.data import PreparedData, Split
+from costbench.spec import EvalConfig
+
+
+def predict_proba(fn: Callable[..., Tensor], split: Split, batch_size: int, device: torch.device) -> np.ndarray:
+    """Purchase probabilities for every row of ``split``, batch by batch; the sigmoid is taken on float32
+    logits so a half-precision model's scores are not rounded a second time."""
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(split), batch_size):
+            inputs = tuple(t.to(device, non_blocking=True) for t in split.inputs(slice(start, start + batch_size)))
+            chunks.append(torch.sigmoid(fn(*inputs).float()).cpu())
+    return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def evaluate(fn: Callable[..., Tensor], data: PreparedData, cfg: EvalConfig, device: torch.device) -> dict[str, float]:
+    """Test-split quality; the F1-optimal threshold is chosen on validation, then applied to test."""
+    val_y = data.val.label.numpy()
+    test_y = data.test.label.numpy()
+    threshold = metrics.f1_optimal_threshold(val_y, predict_proba(fn, data.val, cfg.batch_size, device))
+    proba = predict_proba(fn, data.test, cfg.batch_size, device)
+    return {
+        "auc": metrics.roc_auc(test_y, proba),
+        "pr_auc": metrics.average_precision(test_y, proba),
+        "logloss": metrics.logloss(test_y, proba),
+        "brier": metrics.brier(test_y, proba),
+        **metrics.threshold_metrics(test_y, proba, threshold),
+        "threshold": threshold,
+        "capture_at_top": metrics.capture_at_top(test_y, proba, cfg.top_fraction),
+        "lift_at_top": metrics.lift_at_top(test_y, proba, cfg.top_fraction),
+    }
