@@ -13,6 +13,8 @@ from typing import Any
 
 PRECISION_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
                    "amx_tile")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                   "VECLIB_MAXIMUM_THREADS", "KMP_AFFINITY", "OMP_PROC_BIND")
 LIBRARIES = ("torch", "torchao", "numpy", "pandas", "pydantic", "typer", "rich", "pyyaml", "matplotlib",
              "pyarrow", "ray")
 
@@ -98,6 +100,17 @@ def git_commit() -> str | None:
     return out or None
 
 
+def thread_settings() -> dict[str, Any]:
+    """Threads in use now (torch intra/inter-op) and the environment variables that set them."""
+    import torch
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "env": {name: os.environ.get(name) for name in THREAD_ENV_VARS},
+    }
+
+
 @lru_cache(maxsize=1)
 def collect_environment() -> dict[str, Any]:
     """The machine, its accelerators and the software versions; what `costbench env --json` prints."""
@@ -115,5 +128,6 @@ def collect_environment() -> dict[str, Any]:
         "gpus": gpu_info(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
+        "thread_settings": thread_settings(),
         "versions": library_versions(),
     }
