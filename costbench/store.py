@@ -1,12 +1,28 @@
-"""Results on disk: one run directory, its append-only ``trials.jsonl`` and the files beside it."""
+"""Results on disk: one run directory, its append-only ``trials.jsonl`` and the files beside it.
+
+Only the sweep driver writes a run directory, and a lock makes sure there is only one driver.
+Every record is one JSON line written by a single ``write`` and made durable with ``fsync``, so a
+crash at any moment leaves at worst one torn last line, which every reader skips with a warning.
+A trial can have more than one record (a failed trial run again with ``--retry-failed``): the last
+record of an id is the one that counts (see ``latest_records``).
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import os
+import socket
+import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from costbench.errors import UserError
+from costbench.record import utc_now
 
 TRIALS_FILE = "trials.jsonl"
+LOCK_FILE = ".costbench.lock"
 
 
 def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -36,3 +52,144 @@ def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
                 continue
             records.append(record)
     return records, warnings
+
+
+def latest_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The record that counts for each trial id: the last one written (a retried failure is replaced)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        latest.pop(record["id"], None)  # keep file order of the latest write
+        latest[record["id"]] = record
+    return latest
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One record as one line of strict JSON. NaN/inf have no JSON form: they are written as null (n/a)."""
+    return (json.dumps(_finite(record), allow_nan=False, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace a small file whole (temp file + rename), so a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """The single writer of a run directory: holds its lock and appends records durably.
+
+    Use as a context manager; entering takes the lock (a ``UserError`` naming the other sweep if it
+    is held) and leaving releases it. The lock is an ``flock`` on a file in the run directory, so the
+    kernel drops it when its holder dies, even by ``kill -9``: a stale lock is simply taken over.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.trials_path = self.run_dir / TRIALS_FILE
+        self.lock_path = self.run_dir / LOCK_FILE
+        self.took_over_from: dict[str, Any] | None = None
+        self._lock: IO[str] | None = None
+        self._trials_fd: int | None = None
+
+    def __enter__(self) -> RunStore:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lock(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(handle)
+            handle.close()
+            raise UserError(
+                f"another sweep is writing this run directory ({_describe(holder)}); wait for it to "
+                "finish or stop it, or write elsewhere with --out DIR or --fresh",
+                where=str(self.run_dir),
+            ) from None
+        previous = _read_holder(handle)
+        if previous and previous.get("pid") != os.getpid():
+            self.took_over_from = previous  # its holder died without releasing: flock was freed
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(),
+                                 "argv": sys.argv}) + "\n")
+        handle.flush()
+        self._lock = handle
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as one line, on disk before this returns (write + fsync)."""
+        if self._lock is None:
+            raise RuntimeError("RunStore.append needs the run directory's lock; use `with RunStore(...)`")
+        if self._trials_fd is None:
+            self._trials_fd = self._open_trials()
+        data = encode_record(record)
+        while data:
+            written = os.write(self._trials_fd, data)
+            data = data[written:]
+        os.fsync(self._trials_fd)
+
+    def _open_trials(self) -> int:
+        """Open for appending; a torn last line is first ended, so the next record stands on its own."""
+        created = not self.trials_path.exists()
+        fd = os.open(self.trials_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
+        if size:
+            with open(self.trials_path, "rb") as handle:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    os.write(fd, b"\n")
+        if created:
+            dir_fd = os.open(self.run_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new file's name survives a power cut too
+            finally:
+                os.close(dir_fd)
+        return fd
+
+    def close(self) -> None:
+        if self._trials_fd is not None:
+            os.close(self._trials_fd)
+            self._trials_fd = None
+        if self._lock is not None:
+            self._lock.seek(0)
+            self._lock.truncate()  # an empty lock file means: released cleanly
+            self._lock.flush()
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+
+def _read_holder(handle: IO[str]) -> dict[str, Any] | None:
+    handle.seek(0)
+    text = handle.read().strip()
+    if not text:
+        return None
+    try:
+        holder = json.loads(text)
+    except json.JSONDecodeError:
+        return {"raw": text[:200]}
+    return holder if isinstance(holder, dict) else {"raw": text[:200]}
+
+
+def _describe(holder: dict[str, Any] | None) -> str:
+    if not holder or "pid" not in holder:
+        return "its holder did not say who it is"
+    command = " ".join(Path(holder["argv"][0]).name if i == 0 else a for i, a in enumerate(holder.get("argv") or []))
+    started = holder.get("started_at", "?")
+    return f"pid {holder['pid']} on {holder.get('host', '?')}, started {started}" + (
+        f": {command}" if command else "")

@@ -1,0 +1,360 @@
+"""The sweep driver: picks the run directory, resumes, runs the remaining trials, and keeps every record.
+
+Only this driver writes a run directory (records arrive from the executor as events), so the store
+has one writer, and Ctrl-C or a crash anywhere leaves every finished record intact on disk.
+
+Testing hook: the environment variable ``COSTBENCH_TRIAL_FN`` ("module:function") replaces the trial
+function every executor calls (default ``costbench.trial:run_trial``), so tests can drive real sweeps
+with trials that crash, hang or raise. It is not a user-facing option.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from costbench.errors import UserError
+from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
+from costbench.progress import SweepProgress
+from costbench.record import utc_now
+from costbench.spec import DataConfig, Sweep, Trial, canonical_json
+from costbench.store import RunStore, latest_records, read_records, write_text_atomic
+
+TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
+EXIT_INTERRUPTED = 130
+SWEEP_FILE = "sweep.yaml"
+ENVIRONMENT_FILE = "environment.json"
+DATA_SUMMARY_FILE = "data_summary.json"
+
+
+@dataclass
+class SweepOptions:
+    """The `costbench sweep` options; None means: take the sweep file's setting or the default."""
+
+    out: Path | None = None
+    workers: int | None = None
+    executor: str | None = None
+    address: str | None = None
+    trial_timeout: float | None = None
+    retries: int | None = None
+    fail_fast: bool = False
+    retry_failed: bool = False
+    fresh: bool = False
+
+
+def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
+    """Run what is left of a sweep; returns the exit status (0 done, 1 stopped by --fail-fast, 130 Ctrl-C)."""
+    try:
+        return _run_sweep(sweep, options, console, stderr)
+    except KeyboardInterrupt:  # before the trials started (Ctrl-C while they run is handled in _run)
+        stderr.print("interrupted before any trial started; nothing was recorded", highlight=False)
+        return EXIT_INTERRUPTED
+
+
+def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
+    for warning in sweep.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
+    run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
+    trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
+    _check_importable(trial_fn)
+    check_data(sweep.trials, stderr)
+    with RunStore(run_dir) as store:
+        if store.took_over_from:
+            stderr.print(f"[yellow]warning:[/] took over the lock of a sweep that died "
+                         f"(pid {store.took_over_from.get('pid')}, started {store.took_over_from.get('started_at')})")
+        records, warnings = read_records(run_dir)
+        for warning in warnings:
+            stderr.print(f"[yellow]warning:[/] {warning}")
+        todo, counts = plan_resume(sweep.trials, latest_records(records), options.retry_failed)
+        _say_resume(sweep.trials, records, counts, options.retry_failed, console)
+        executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
+        write_sweep_file(run_dir, sweep)
+        write_environment(run_dir, settings, stderr)
+        try:
+            outcome = _run(executor, todo, store, counts, options, console)
+        finally:
+            executor.close()
+            write_data_summary(run_dir)
+    return _finish(sweep, run_dir, options, outcome, console, stderr)
+
+
+# ----------------------------------------------------------------------------------- run directory
+
+
+def choose_run_dir(name: str, out: Path | None, fresh: bool) -> Path:
+    """``--out`` or results/<name>; with ``--fresh`` the first unused <dir>-2, -3, ... (nothing is deleted)."""
+    base = Path(out) if out is not None else Path("results") / name
+    if base.exists() and not base.is_dir():
+        raise UserError("is a file, not a run directory; choose another --out", where=str(base))
+    if not fresh or not _is_used(base):
+        return base
+    n = 2
+    while _is_used(base.with_name(f"{base.name}-{n}")):
+        n += 1
+    return base.with_name(f"{base.name}-{n}")
+
+
+def _is_used(path: Path) -> bool:
+    return path.exists() and any(path.iterdir())
+
+
+def write_sweep_file(run_dir: Path, sweep: Sweep) -> None:
+    """The resolved sweep (overrides applied, defaults filled in): re-running it resumes this run."""
+    header = (f"# costbench: the resolved sweep of {sweep.path} (overrides and defaults applied),\n"
+              f"# written {utc_now()}. Resume this run with: costbench sweep {run_dir / SWEEP_FILE} "
+              f"--out {run_dir}\n")
+    body = yaml.safe_dump(sweep.spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    write_text_atomic(run_dir / SWEEP_FILE, header + body)
+
+
+def write_environment(run_dir: Path, settings: dict[str, Any], stderr: Console) -> None:
+    """The machine and software, plus this run's executor settings. Warns when a resume changed them."""
+    from costbench.measure.environment import collect_environment
+
+    env = {**collect_environment(), "run": settings}
+    path = run_dir / ENVIRONMENT_FILE
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        changed = [k for k in ("host", "cpu", "gpus", "versions", "costbench_commit") if old.get(k) != env.get(k)]
+        if old and changed:
+            stderr.print(f"[yellow]warning:[/] this run directory was started with a different {', '.join(changed)}; "
+                         f"its records now mix environments ({path} describes the latest)")
+    write_text_atomic(path, json.dumps(env, indent=2) + "\n")
+
+
+def write_data_summary(run_dir: Path) -> Path | None:
+    """One summary per distinct data config, taken from the first ok record that carries one."""
+    records, _ = read_records(run_dir)
+    datasets: dict[str, dict[str, Any]] = {}
+    for record in latest_records(records).values():
+        summary = (record.get("details") or {}).get("data")
+        config = (record.get("config") or {}).get("data")
+        if record["status"] == "ok" and summary and config is not None:
+            datasets.setdefault(canonical_json(config), {"config": config, "summary": summary,
+                                                         "from_trial": record["id"]})
+    if not datasets:
+        return None
+    path = run_dir / DATA_SUMMARY_FILE
+    write_text_atomic(path, json.dumps({"datasets": list(datasets.values())}, indent=2, default=str) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------------- before the run
+
+
+def _check_importable(trial_fn: str) -> None:
+    module, sep, name = trial_fn.partition(":")
+    try:
+        found = bool(sep and name and module) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(f"the trial function '{trial_fn}' cannot be found (expected module:function"
+                        f"{f', set by {TRIAL_FN_ENV}' if TRIAL_FN_ENV in os.environ else ''})")
+
+
+def check_data(trials: list[Trial], stderr: Console) -> None:
+    """Check each distinct data source once, so a bad file stops the sweep before any trial starts."""
+    try:
+        from costbench.data.load import check_data as check_one
+    except ModuleNotFoundError as exc:
+        if exc.name != "costbench.data.load":
+            raise
+        stderr.print("[yellow]warning:[/] costbench.data.load is missing: data files are not checked "
+                     "before the trials start")
+        return
+    seen: set[str] = set()
+    for trial in trials:
+        key = canonical_json(trial.config["data"])
+        if key not in seen:
+            seen.add(key)
+            check_one(DataConfig.model_validate(trial.config["data"]))
+
+
+def plan_resume(trials: list[Trial], latest: dict[str, dict[str, Any]],
+                retry_failed: bool) -> tuple[list[Trial], Counter[str]]:
+    """The trials still to run, and the counts of those already recorded (ok/failed/skipped).
+
+    ``ok`` and ``skipped`` trials are done; ``failed`` ones are done unless ``retry_failed``.
+    """
+    todo, counts = [], Counter[str]()
+    for trial in trials:
+        record = latest.get(trial.id)
+        status = record["status"] if record else None
+        if status in ("ok", "skipped") or (status == "failed" and not retry_failed):
+            counts[status] += 1
+        else:
+            todo.append(trial)
+    return todo, counts
+
+
+def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Counter[str], retry_failed: bool,
+                console: Console) -> None:
+    done = sum(counts.values())
+    if done:
+        failed = (f", {counts['failed']} failed (run them again with --retry-failed)"
+                  if counts["failed"] and not retry_failed else f", {counts['failed']} failed")
+        console.print(f"resuming: {done} of {len(trials)} trial(s) already recorded "
+                      f"({counts['ok']} ok, {counts['skipped']} skipped{failed})", highlight=False)
+    current = {t.id for t in trials}
+    stale = {r["id"] for r in records} - current
+    if stale:
+        console.print(f"note: trials.jsonl also holds {len(stale)} trial(s) that are not in this sweep "
+                      "(the sweep file changed); their records are kept", highlight=False)
+
+
+def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,
+                   stderr: Console) -> tuple[Executor, dict[str, Any]]:
+    spec = sweep.spec.executor
+    kind = options.executor or spec.kind
+    workers = options.workers or spec.workers
+    threads = None
+    if kind == "local" and todo:
+        from costbench.executors.local import plan_workers
+
+        plan = plan_workers(todo, workers)
+        for note in plan.notes:
+            stderr.print(f"[yellow]warning:[/] {note}")
+        workers, threads = plan.workers, plan.threads
+    settings = {
+        "executor": kind,
+        "workers": workers,
+        "threads": threads,
+        "trial_timeout": options.trial_timeout or spec.trial_timeout,
+        "retries": options.retries if options.retries is not None else spec.retries,
+        "address": options.address or spec.address,
+        "seed": sweep.spec.seed,
+        "repeats": sweep.spec.repeats,
+        "trials": len(sweep.trials),
+        "trials_to_run": len(todo),
+        "started_at": utc_now(),
+    }
+    executor = make_executor(kind, workers=workers, threads=threads, trial_timeout=settings["trial_timeout"],
+                             retries=settings["retries"], address=settings["address"],
+                             runtime_env=spec.runtime_env, trial_fn=trial_fn)
+    return executor, settings
+
+
+# ----------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Outcome:
+    interrupted: bool = False
+    fail_fast_stopped: bool = False
+    ran: int = 0
+    seconds: float = 0.0
+
+
+def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
+         console: Console) -> _Outcome:
+    outcome = _Outcome()
+    if not todo:
+        console.print("nothing to run: every trial of this sweep has a record", highlight=False)
+        return outcome
+    start = time.monotonic()
+    with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
+            _ctrl_c(executor, progress, outcome):
+        for event in executor.run(todo):
+            if event.kind == "started":
+                progress.started(event.trial_id)
+            elif event.kind == "phase":
+                progress.phase(event.trial_id, event.phase or "")
+            elif event.record is not None:
+                store.append(event.record)
+                outcome.ran += 1
+                progress.finished(event.record)
+                if options.fail_fast and event.record["status"] == "failed" and not outcome.fail_fast_stopped:
+                    outcome.fail_fast_stopped = True
+                    progress.note(f"--fail-fast: trial {event.trial_id} failed; ending the running trials")
+                    executor.cancel()
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+@contextmanager
+def _ctrl_c(executor: Executor, progress: SweepProgress, outcome: _Outcome) -> Iterator[None]:
+    """First Ctrl-C: stop launching and end the running trials. Second: leave at once.
+
+    Leaving at once is safe for the store: each record is one write, fsync'd before the next; the
+    trial processes die with the driver (see executors.local).
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        if outcome.interrupted:
+            os._exit(EXIT_INTERRUPTED)
+        outcome.interrupted = True
+        progress.note("interrupted: ending the running trials and keeping every finished record "
+                      "(Ctrl-C again to leave at once)")
+        executor.cancel()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcome, console: Console,
+            stderr: Console) -> int:
+    records, _ = read_records(run_dir)
+    latest = latest_records(records)
+    statuses = Counter(latest[t.id]["status"] for t in sweep.trials if t.id in latest)
+    summary = ", ".join(f"{statuses[s]} {s}" for s in ("ok", "failed", "skipped"))
+    if outcome.ran:
+        console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
+                      f"of {len(sweep.trials)}", highlight=False)
+    if outcome.interrupted or outcome.fail_fast_stopped:
+        missing = len(sweep.trials) - sum(statuses.values())
+        why = "interrupted" if outcome.interrupted else "stopped by --fail-fast"
+        stderr.print(f"{why}: {missing} trial(s) not run; every finished record is kept in "
+                     f"{run_dir / 'trials.jsonl'}", highlight=False)
+        stderr.print(f"resume with: {resume_command(run_dir, options)}", highlight=False, markup=False)
+        return EXIT_INTERRUPTED if outcome.interrupted else 1
+    _report(sweep, run_dir, console, stderr)
+    files = [run_dir / name for name in (SWEEP_FILE, ENVIRONMENT_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
+    console.print("written: " + "  ".join(str(f) for f in files if f.exists()), highlight=False)
+    return 0
+
+
+def resume_command(run_dir: Path, options: SweepOptions) -> str:
+    """The exact command that picks this run up where it stopped (the resolved sweep keeps the ids)."""
+    parts = ["costbench", "sweep", str(run_dir / SWEEP_FILE), "--out", str(run_dir)]
+    flags = {"--workers": options.workers, "--executor": options.executor, "--address": options.address,
+             "--trial-timeout": options.trial_timeout, "--retries": options.retries}
+    for flag, value in flags.items():
+        if value is not None:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    parts += [flag for flag, on in (("--fail-fast", options.fail_fast), ("--retry-failed", options.retry_failed))
+              if on]
+    return shlex.join(parts)
+
+
+def _report(sweep: Sweep, run_dir: Path, console: Console, stderr: Console) -> None:
+    try:
+        from costbench.report import ReportOptions, render_report
+    except ImportError:
+        stderr.print(f"(the report is not available in this build; run `costbench report {run_dir}` later)")
+        return
+    options = ReportOptions(objectives=",".join(sweep.spec.objectives), by=None, where=[], min_quality=0.99,
+                            traffic=None, slo_p99=None, retrains_per_month=0.0, format="table")
+    try:
+        render_report(run_dir, options, console=console, stderr=stderr)
+    except UserError as exc:
+        stderr.print(f"report: {exc}", highlight=False, markup=False)

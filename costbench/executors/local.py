@@ -1,0 +1,397 @@
+"""Run each trial in its own process on this machine, started from a forkserver that preloads torch.
+
+A process per trial makes a trial's peak memory its own, keeps torch's global settings from leaking
+into the next trial, and turns a crash (segfault, OOM kill, ``os._exit``, a hang) into a ``failed``
+record for that trial alone. Forking from a server that has already imported torch (and
+torch._dynamo, which the first optimiser imports) keeps the start of a trial to a fraction of a
+second instead of the seconds a fresh interpreter needs; ``details['harness']['process_start_s']``
+of every record says what it cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import faulthandler
+import importlib
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from costbench.executors.base import TRIAL_FUNCTION, Executor, TrialEvent
+from costbench.record import STATUSES, make_record, utc_now
+from costbench.spec import Trial
+
+PRELOAD = ("torch", "torch._dynamo", __name__)
+GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
+TAIL_LINES = 12  # lines of traceback or output kept in a failed record
+PR_SET_PDEATHSIG = 1
+
+
+# ----------------------------------------------------------------------------------- worker plan
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many trials run at once and with how many torch threads each, and why if it was changed."""
+
+    workers: int
+    threads: int
+    notes: list[str] = field(default_factory=list)
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: int | None = None, *,
+                 cores: int | None = None, gpus: int | None = None) -> WorkerPlan:
+    """Defaults: CUDA trials one worker per GPU, CPU trials one per core with one thread each.
+
+    Workers × threads never exceeds the cores: oversubscribed trials slow each other down and their
+    timings stop meaning anything, so ``workers`` is lowered and a note says so. A trial's own
+    ``threads`` setting is respected (never substituted) and counts against the cores.
+    """
+    cores = cores or usable_cores()
+    all_cuda = bool(trials) and all(t.config["device"].startswith("cuda") for t in trials)
+    if all_cuda and gpus is None:
+        from costbench.measure.environment import cuda_device_count
+
+        gpus = cuda_device_count()
+    default_workers = max(1, gpus or 0) if all_cuda else cores
+    if threads is None:
+        threads = max(1, cores // (workers or default_workers)) if all_cuda else 1
+    asked = workers or default_workers
+    widest = max([t.config.get("threads") or threads for t in trials] or [threads])
+    fit = max(1, cores // widest)
+    notes = []
+    if asked > fit:
+        if workers is not None:
+            notes.append(f"--workers {workers} with {widest} thread(s) each needs {workers * widest} cores but "
+                         f"{cores} are usable: running {fit} worker(s)")
+        asked = fit
+    if widest > cores:
+        notes.append(f"trials ask for {widest} threads but only {cores} cores are usable; their timings "
+                     "include oversubscription")
+    return WorkerPlan(workers=max(1, min(asked, len(trials) or 1)), threads=threads, notes=notes)
+
+
+# ----------------------------------------------------------------------------------- the child
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a child needs: picklable, so the forkserver can hand it over."""
+
+    trial: dict[str, Any]
+    trial_fn: str
+    threads: int
+    log_path: str
+    cuda_visible_devices: str | None
+
+
+def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
+    """'package.module:function' -> the function."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"trial function '{spec}' is not 'module:function'")
+    return getattr(importlib.import_module(module), name)
+
+
+def _child_main(job: _Job, conn: Connection) -> None:
+    """Runs in the trial's process: send ('ready'), ('phase', p)..., then ('result', r) or ('error', e)."""
+    entered = time.monotonic()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the driver decides
+    _die_with_parent()
+    _redirect_output(job.log_path)
+    faulthandler.enable()  # a segfault leaves a Python traceback in the log
+    if job.cuda_visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = job.cuda_visible_devices
+    threads = job.trial["config"].get("threads") or job.threads
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        conn.send(("ready", entered, threads))
+        fn = resolve_trial_fn(job.trial_fn)
+        record = fn(job.trial, on_phase=lambda phase: conn.send(("phase", str(phase))))
+        conn.send(("result", record))
+    except BaseException as exc:  # every way a trial can fail becomes its record
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        tail = "".join(lines).rstrip().splitlines()[-TAIL_LINES:]
+        conn.send(("error", {"type": type(exc).__name__, "message": str(exc), "traceback": tail}))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this trial when the forkserver exits, i.e. when the driver is gone."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _redirect_output(log_path: str) -> None:
+    """The trial's stdout and stderr go to a file: they must not break the progress display, and the
+    last lines explain a process that died without a word."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+# ----------------------------------------------------------------------------------- the parent
+
+
+@dataclass
+class _Running:
+    trial: Trial
+    process: Any  # multiprocessing.Process
+    conn: Connection
+    log_path: Path
+    launched: float
+    started_at: str
+    deadline: float | None
+    concurrent: int = 1
+    phase: str | None = None
+    ready: float | None = None
+    threads: int | None = None
+    outcome: tuple[str, Any] | None = None  # ('result', record) or ('error', info)
+    closed: bool = False
+
+
+class LocalExecutor(Executor):
+    """A pool of one-trial processes on this machine (see the module docstring for why)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads: int | None = None,
+                 trial_timeout: float | None = None, trial_fn: str = TRIAL_FUNCTION) -> None:
+        self.workers = workers
+        self.threads = threads
+        self.trial_timeout = trial_timeout
+        self.trial_fn = trial_fn
+        self._cancelled = False
+        self._wake_r, self._wake_w = os.pipe()
+        self._tmp = tempfile.TemporaryDirectory(prefix="costbench-")
+
+    def cancel(self) -> None:
+        """Stop launching and end running trials; safe to call from a signal handler."""
+        self._cancelled = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._tmp.cleanup()
+
+    def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
+        plan = plan_workers(trials, self.workers, self.threads)
+        gpus = _gpu_count(trials)
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([*PRELOAD, self.trial_fn.partition(":")[0]])
+        pending = deque(trials)
+        running: list[_Running] = []
+        free_slots = list(range(plan.workers))
+        slots: dict[str, int] = {}
+        while (pending or running) and not self._cancelled:
+            while pending and free_slots and not self._cancelled:
+                trial = pending.popleft()
+                slots[trial.id] = free_slots.pop(0)
+                cuda = str(slots[trial.id] % gpus) if gpus > 1 and trial.config["device"] == "cuda" else None
+                running.append(self._launch(ctx, trial, plan.threads, cuda))
+                for job in running:
+                    job.concurrent = max(job.concurrent, len(running))
+                yield TrialEvent("started", trial.id)
+            self._wait(running)
+            for job in list(running):
+                dead = job.process.exitcode is not None  # before draining: all it sent is then readable
+                yield from self._drain(job)
+                record = self._finished(job, dead)
+                if record is not None:
+                    running.remove(job)
+                    free_slots.append(slots.pop(job.trial.id))
+                    free_slots.sort()
+                    yield TrialEvent("finished", job.trial.id, record=record)
+        yield from self._stop(running)
+
+    def _stop(self, running: list[_Running]) -> Iterator[TrialEvent]:
+        """After cancel(): keep the records that already arrived, end the other trials without one."""
+        for job in running:
+            for _ in self._drain(job):
+                pass
+        done = [job for job in running if job.outcome is not None and job.outcome[0] == "result"]
+        self._end([job for job in running if job not in done])
+        for job in done:
+            record = self._finished(job, dead=True)
+            if record is not None:
+                yield TrialEvent("finished", job.trial.id, record=record)
+
+    def _launch(self, ctx: Any, trial: Trial, threads: int, cuda: str | None) -> _Running:
+        log_path = Path(self._tmp.name) / f"{trial.id}.log"
+        log_path.write_bytes(b"")
+        parent_conn, child_conn = ctx.Pipe(duplex=False)
+        job = _Job(trial=trial.to_json(), trial_fn=self.trial_fn, threads=threads, log_path=str(log_path),
+                   cuda_visible_devices=cuda)
+        process = ctx.Process(target=_child_main, args=(job, child_conn), name=f"costbench-trial-{trial.id}",
+                              daemon=False)
+        launched = time.monotonic()
+        process.start()
+        child_conn.close()
+        deadline = launched + self.trial_timeout if self.trial_timeout else None
+        return _Running(trial=trial, process=process, conn=parent_conn, log_path=log_path, launched=launched,
+                        started_at=utc_now(), deadline=deadline)
+
+    def _wait(self, running: list[_Running]) -> None:
+        handles: list[Any] = [self._wake_r]
+        for job in running:
+            handles.append(job.process.sentinel)
+            if not job.closed:
+                handles.append(job.conn)
+        deadlines = [job.deadline for job in running if job.deadline is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        ready = wait(handles, timeout)
+        if self._wake_r in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 64)
+
+    def _drain(self, job: _Running) -> Iterator[TrialEvent]:
+        """Read every message the child has sent so far."""
+        while not job.closed and job.outcome is None:
+            try:
+                if not job.conn.poll():
+                    return
+                message = job.conn.recv()
+            except (EOFError, OSError):
+                job.closed = True
+                return
+            kind = message[0]
+            if kind == "ready":
+                job.ready, job.threads = message[1], message[2]
+            elif kind == "phase":
+                job.phase = message[1]
+                yield TrialEvent("phase", job.trial.id, phase=job.phase)
+            else:
+                job.outcome = (kind, message[1])
+
+    def _finished(self, job: _Running, dead: bool) -> dict[str, Any] | None:
+        """The trial's record once it is over (result, error, death or timeout); None while it runs."""
+        if job.outcome is not None:
+            job.process.join(GRACE_S)
+            if job.process.is_alive():
+                self._end([job])
+            kind, payload = job.outcome
+            record = _checked(payload, job.trial.id) if kind == "result" else None
+            if record is None:
+                reason, details = (_invalid(payload) if kind == "result" else
+                                   (f"{payload['type']}: {payload['message']}", {"error": payload}))
+                record = self._failed(job, reason, details)
+        elif dead:
+            job.process.join()
+            tail = _tail(job.log_path, lines=200)
+            record = self._failed(job, _death(job.process.exitcode, tail), {"output_tail": tail[-TAIL_LINES:]})
+        elif job.deadline is not None and time.monotonic() >= job.deadline:
+            self._end([job])
+            where = f" (in phase '{job.phase}')" if job.phase else ""
+            record = self._failed(job, f"timeout after {self.trial_timeout:g} s{where}",
+                                  {"output_tail": _tail(job.log_path)})
+        else:
+            return None
+        job.conn.close()
+        record["concurrent_trials"] = job.concurrent
+        record.setdefault("details", {})["harness"] = {
+            "executor": self.name,
+            "process_start_s": None if job.ready is None else round(job.ready - job.launched, 4),
+            "threads": job.threads,
+            "trial_wall_s": round(time.monotonic() - job.launched, 4),
+        }
+        return record
+
+    def _failed(self, job: _Running, reason: str, details: dict[str, Any]) -> dict[str, Any]:
+        record = make_record(job.trial.to_json(), "failed", reason=reason, details=details,
+                             started_at=job.started_at, concurrent_trials=job.concurrent)
+        record["pid"] = job.process.pid
+        return record
+
+    def _end(self, jobs: list[_Running]) -> None:
+        """SIGTERM, then SIGKILL what is still alive after the grace period."""
+        for job in jobs:
+            if job.process.is_alive():
+                job.process.terminate()
+        deadline = time.monotonic() + GRACE_S
+        for job in jobs:
+            job.process.join(max(0.0, deadline - time.monotonic()))
+            if job.process.is_alive():
+                job.process.kill()
+                job.process.join()
+            job.conn.close()
+
+
+def _gpu_count(trials: Sequence[Trial]) -> int:
+    if not any(t.config["device"] == "cuda" for t in trials):
+        return 0
+    from costbench.measure.environment import cuda_device_count
+
+    return cuda_device_count()
+
+
+def _checked(record: Any, trial_id: str) -> dict[str, Any] | None:
+    ok = isinstance(record, dict) and record.get("id") == trial_id and record.get("status") in STATUSES
+    return record if ok else None
+
+
+def _invalid(record: Any) -> tuple[str, dict[str, Any]]:
+    shown = repr(record)[:300]
+    return (f"the trial function returned no valid record (needs a dict with this trial's id and a status "
+            f"in {', '.join(STATUSES)}): {shown}", {})
+
+
+def _death(exitcode: int | None, tail: list[str]) -> str:
+    """One line: how the process ended, and where (a fatal signal) or what it said last (an exit)."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        site = _crash_site(tail)
+        return f"trial process killed by {name}" + (f" in {site}" if site else "") + (
+            " (out of memory?)" if name == "SIGKILL" else "")
+    last = next((line.strip() for line in reversed(tail) if line.strip()), None)
+    return f"trial process exited with code {exitcode} before returning a record" + (
+        f"; last output: {last[:200]}" if last else "")
+
+
+def _crash_site(tail: list[str]) -> str | None:
+    """The innermost Python frame faulthandler printed for a fatal signal, e.g. 'train.py:88 in step'."""
+    for i, line in enumerate(tail):
+        if line.rstrip().endswith("(most recent call first):") and i + 1 < len(tail):
+            frame = re.match(r'\s*File "(.+)", line (\d+) in (\S+)', tail[i + 1])
+            if frame:
+                return f"{Path(frame[1]).name}:{frame[2]} in {frame[3]}"
+    return None
+
+
+def _tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 8192))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.rstrip().splitlines()[-lines:]

@@ -1,0 +1,53 @@
+"""Trial functions for testing the engine: they behave by the trial's ``seed`` instead of training.
+
+seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfault, 4 hang,
+5 ok after a longer sleep (for interrupting a sweep mid-run), 6 ok after printing to stderr.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from costbench.record import make_record, utc_now
+
+QUICK_S = 0.05
+SLOW_S = 1.5
+
+
+def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
+    phase = on_phase or (lambda _: None)
+    started = utc_now()
+    seed = trial["config"]["seed"]
+    behaviour = seed // 100
+    phase("data")
+    if behaviour == 1:
+        raise ValueError(f"boom in trial seed {seed}")
+    if behaviour == 2:
+        sys.stderr.write("about to leave without a word\n")
+        sys.stderr.flush()
+        os._exit(3)
+    if behaviour == 3:
+        ctypes.string_at(0)
+    if behaviour == 4:
+        phase("train 1/1")
+        while True:
+            time.sleep(1)
+    phase("train 1/1")
+    time.sleep(SLOW_S if behaviour == 5 else QUICK_S)
+    if behaviour == 6:
+        print("chatty trial", file=sys.stderr)
+    import torch
+
+    return make_record(trial, "ok", metrics={"auc": 0.5 + (seed % 100) / 1000, "p99_ms": float(seed % 7)},
+                       details={"data": {"rows": trial["config"]["data"]["rows"]},
+                                "torch_threads": torch.get_num_threads()},
+                       started_at=started)
+
+
+def not_a_record(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> Any:
+    return {"status": "ok"}
