@@ -11,17 +11,19 @@ from typing import Any, Protocol
 # family -> size -> (hidden, layers, emb_dim, heads). Sizes span roughly 10^3 .. 10^8 parameters on
 # the default synthetic data (the README lists the exact counts); xl is meant for GPUs.
 PRESETS: dict[str, dict[str, tuple[int, int, int, int]]] = {
+    # logistic regression has no hidden layers: its size is only the width of its category embeddings
     "logreg": {"xs": (0, 0, 2, 0), "s": (0, 0, 4, 0), "m": (0, 0, 8, 0), "l": (0, 0, 16, 0), "xl": (0, 0, 32, 0)},
     "mlp": {"xs": (16, 1, 4, 0), "s": (64, 2, 8, 0), "m": (256, 3, 16, 0), "l": (1024, 4, 32, 0),
             "xl": (4096, 6, 64, 0)},
-    "dcn": {"xs": (16, 1, 4, 0), "s": (64, 2, 8, 0), "m": (256, 3, 16, 0), "l": (1024, 3, 32, 0),
-            "xl": (4096, 4, 64, 0)},
-    "gru": {"xs": (16, 1, 8, 0), "s": (64, 1, 16, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
+    "dcn": {"xs": (16, 1, 4, 0), "s": (64, 2, 8, 0), "m": (256, 3, 16, 0), "l": (1024, 4, 32, 0),
+            "xl": (4096, 6, 64, 0)},
+    # sequence families embed every item id, so even xs holds n_items x emb_dim parameters (~10^4)
+    "gru": {"xs": (16, 1, 2, 0), "s": (32, 1, 8, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
             "xl": (2048, 3, 128, 0)},
-    "lstm": {"xs": (16, 1, 8, 0), "s": (64, 1, 16, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
+    "lstm": {"xs": (16, 1, 2, 0), "s": (32, 1, 8, 0), "m": (128, 2, 32, 0), "l": (512, 2, 64, 0),
              "xl": (2048, 3, 128, 0)},
-    "transformer": {"xs": (32, 1, 16, 2), "s": (128, 2, 32, 4), "m": (256, 2, 64, 4), "l": (1024, 4, 256, 8),
-                    "xl": (4096, 8, 1024, 16)},
+    "transformer": {"xs": (16, 1, 4, 2), "s": (64, 1, 16, 2), "m": (256, 2, 64, 4), "l": (1024, 4, 256, 8),
+                    "xl": (4096, 6, 768, 12)},
 }
 DEFAULT_DROPOUT = 0.1
 
