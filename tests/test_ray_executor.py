@@ -1,0 +1,159 @@
+"""The Ray executor on a real two-node cluster on loopback: same records as the local executor,
+crashes and timeouts as failed records, cancel kills running trials, and no node outlives the tests."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from costbench.errors import UserError
+from costbench.executors import make_executor
+from costbench.executors.local import LocalExecutor
+from costbench.executors.ray import RayExecutor, task_options
+from costbench.spec import load_sweep
+from tests import ray_cluster
+from tests.fake_trials import write_sweep
+
+FAKE = "tests.fake_trials:by_seed"
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in ray_cluster.ENV.items():
+            patch.setenv(name, value)
+        running = ray_cluster.start_cluster(nodes=2, cpus_per_node=1)
+        try:
+            yield running
+        finally:
+            left = ray_cluster.stop_cluster(running)
+    assert left == [], f"Ray processes outlived their cluster: {left}"
+
+
+def trials(tmp_path, seeds, **extra):
+    return load_sweep(write_sweep(tmp_path, seeds, **extra)).trials
+
+
+def finished(events):
+    return {e.trial_id: e.record for e in events if e.kind == "finished"}
+
+
+def test_a_sweep_on_two_nodes_gives_the_records_the_local_executor_gives(cluster, tmp_path):
+    # ok x3, a Python exception, a trial that ends its own process
+    todo = trials(tmp_path, [0, 1, 2, 100, 200], threads=1)
+    executor = make_executor("ray", address=cluster.address, trial_fn=FAKE)
+    assert isinstance(executor, RayExecutor)
+    events = list(executor.run(todo))
+    executor.close()
+    on_ray = finished(events)
+    local = LocalExecutor(workers=2, threads=1, trial_fn=FAKE)
+    on_local = finished(local.run(todo))
+    local.close()
+
+    assert sorted(on_ray) == sorted(on_local) == sorted(t.id for t in todo)
+    for trial in todo:
+        ray_record, local_record = on_ray[trial.id], on_local[trial.id]
+        assert ray_record["status"] == local_record["status"], trial.config["seed"]
+        assert ray_record["metrics"] == local_record["metrics"]
+        assert (ray_record["id"], ray_record["config"]) == (trial.id, trial.config)
+    by_seed = {t.config["seed"]: on_ray[t.id] for t in todo}
+    assert by_seed[100]["reason"] == on_local[todo[3].id]["reason"] == "ValueError: boom in trial seed 100"
+    assert by_seed[100]["details"]["error"]["type"] == "ValueError"
+    assert by_seed[200]["status"] == "failed" and by_seed[200]["reason"].startswith("worker crashed: ")
+
+    ok = [by_seed[s] for s in (0, 1, 2)]
+    assert len({r["pid"] for r in ok}) == 3, "every trial gets a fresh worker process (max_calls=1)"
+    assert len({r["details"]["harness"]["node"] for r in ok}) == 2, "both nodes ran trials"
+    assert all(r["details"]["harness"]["threads"] == 1 and r["details"]["torch_threads"] == 1 for r in ok)
+    for trial in todo:  # each trial: started first, finished last, exactly once
+        mine = [e.kind for e in events if e.trial_id == trial.id]
+        assert mine[0] == "started" and mine[-1] == "finished" and mine.count("finished") == 1
+    assert [e.phase for e in events if e.trial_id == todo[0].id and e.kind == "phase"] == ["data", "train 1/1"]
+
+
+def test_a_trial_past_its_timeout_is_killed_and_failed(cluster, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    todo = trials(tmp_path, [400], threads=1)  # hangs
+    executor = RayExecutor(address=cluster.address, trial_fn=FAKE, trial_timeout=2,
+                           runtime_env={"env_vars": {"COSTBENCH_FAKE_PID_DIR": str(pid_dir)}})
+    began = time.monotonic()
+    records = finished(executor.run(todo))
+    took = time.monotonic() - began
+    executor.close()
+    hung = records[todo[0].id]
+    assert (hung["status"], hung["reason"]) == ("failed", "timeout after 2 s")
+    assert hung["details"]["harness"]["trial_wall_s"] >= 2 and took < 30
+    assert_gone(pids_in(pid_dir), "the timed-out trial's worker")
+
+
+def test_cancel_kills_running_trials_and_run_returns_promptly(cluster, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    todo = trials(tmp_path, [401, 402], threads=1)  # both hang
+    executor = RayExecutor(address=cluster.address, trial_fn=FAKE,
+                           runtime_env={"env_vars": {"COSTBENCH_FAKE_PID_DIR": str(pid_dir)}})
+    in_trial, events, cancelled_at = set(), [], None
+    for event in executor.run(todo):
+        events.append(event)
+        if event.kind == "phase":  # past the point where the trial wrote its pid
+            in_trial.add(event.trial_id)
+        if len(in_trial) == 2 and cancelled_at is None:
+            cancelled_at = time.monotonic()
+            executor.cancel()
+    returned_after = time.monotonic() - cancelled_at
+    executor.close()
+    assert returned_after < 2.0
+    assert not [e for e in events if e.kind == "finished"], "a cancelled trial leaves no record to resume"
+    assert len(pids_in(pid_dir)) == 2
+    assert_gone(pids_in(pid_dir), "cancelled trials' workers")
+
+
+def test_resources_follow_the_trial_and_impossible_trials_are_skipped(tmp_path):
+    cpu_node, gpu_node = {"CPU": 4.0}, {"CPU": 8.0, "GPU": 1.0}
+    [cpu] = trials(tmp_path, [0], threads=2)
+    assert task_options(cpu, [cpu_node], threads=None, retries=2) == (
+        {"num_cpus": 2, "num_gpus": 0, "max_retries": 2, "retry_exceptions": False}, None)
+    [default] = trials(tmp_path, [0])
+    assert task_options(default, [cpu_node], threads=3, retries=0)[0]["num_cpus"] == 3
+    [cuda] = trials(tmp_path, [0], device="cuda")
+    assert task_options(cuda, [cpu_node, gpu_node], None, 0)[0]["num_gpus"] == 1
+    assert "no node of the Ray cluster has 1 CPU and 1 GPU (nodes: 4 CPU 0 GPU)" in \
+        task_options(cuda, [cpu_node], None, 0)[1]
+    [auto] = trials(tmp_path, [0], device="auto")
+    assert task_options(auto, [gpu_node], None, 0)[0]["num_gpus"] == 1
+    assert task_options(auto, [cpu_node], None, 0)[0]["num_gpus"] == 0
+    [pinned] = trials(tmp_path, [0], device="cuda:1")
+    assert "each trial gets one GPU that Ray picks" in task_options(pinned, [gpu_node], None, 0)[1]
+    [wide] = trials(tmp_path, [0], threads=16)
+    assert "has 16 CPU" in task_options(wide, [cpu_node, gpu_node], None, 0)[1]
+
+
+def test_an_unreachable_address_is_a_user_error_in_seconds():
+    began = time.monotonic()
+    with pytest.raises(UserError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:\d+"):
+        make_executor("ray", address=f"127.0.0.1:{ray_cluster.free_port()}")
+    assert time.monotonic() - began < 10
+
+
+def pids_in(directory):
+    return [int(p.stem) for p in directory.glob("*.pid")]
+
+
+def assert_gone(pids, what, within_s=10.0):
+    deadline = time.monotonic() + within_s
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in pids if _alive(pid)]
+        time.sleep(0.1)
+    assert not alive, f"{what} still running: {alive}"
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
