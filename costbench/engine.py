@@ -325,7 +325,8 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
         why = "interrupted" if outcome.interrupted else "stopped by --fail-fast"
         stderr.print(f"{why}: {missing} trial(s) not run; every finished record is kept in "
                      f"{run_dir / 'trials.jsonl'}", highlight=False)
-        stderr.print(f"resume with: {resume_command(run_dir, options)}", highlight=False, markup=False)
+        stderr.print(f"resume with: {resume_command(run_dir, options)}", highlight=False, markup=False,
+                     soft_wrap=True)
         return EXIT_INTERRUPTED if outcome.interrupted else 1
     _report(sweep, run_dir, console, stderr)
     files = [run_dir / name for name in (SWEEP_FILE, ENVIRONMENT_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]

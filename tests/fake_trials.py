@@ -1,17 +1,23 @@
 """Trial functions for testing the engine: they behave by the trial's ``seed`` instead of training.
 
 seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfault, 4 hang,
-5 ok after a longer sleep (for interrupting a sweep mid-run), 6 ok after printing to stderr.
+5 ok after a longer sleep (for interrupting a sweep mid-run), 6 ok after printing to stderr,
+7 hang and ignore SIGTERM. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there, so a
+test can check that no trial process outlives its sweep.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from costbench.record import make_record, utc_now
 
@@ -24,6 +30,10 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
     started = utc_now()
     seed = trial["config"]["seed"]
     behaviour = seed // 100
+    pid_dir = os.environ.get("COSTBENCH_FAKE_PID_DIR")
+    if pid_dir:
+        with open(os.path.join(pid_dir, f"{os.getpid()}.pid"), "w") as handle:
+            handle.write(trial["id"])
     phase("data")
     if behaviour == 1:
         raise ValueError(f"boom in trial seed {seed}")
@@ -33,7 +43,9 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
         os._exit(3)
     if behaviour == 3:
         ctypes.string_at(0)
-    if behaviour == 4:
+    if behaviour == 7:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if behaviour in (4, 7):
         phase("train 1/1")
         while True:
             time.sleep(1)
@@ -51,3 +63,10 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
 
 def not_a_record(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> Any:
     return {"status": "ok"}
+
+
+def write_sweep(directory: Path, seeds: list[int], name: str = "fake", **extra: Any) -> Path:
+    """A sweep file whose grid runs the behaviours above (one trial per seed)."""
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "data": {"rows": 1000}, "grid": {"seed": seeds}, **extra}))
+    return path

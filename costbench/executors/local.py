@@ -11,7 +11,6 @@ of every record says what it cost.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import faulthandler
 import importlib
 import multiprocessing
@@ -20,6 +19,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections import deque
@@ -36,7 +36,6 @@ from costbench.spec import Trial
 PRELOAD = ("torch", "torch._dynamo", __name__)
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
 TAIL_LINES = 12  # lines of traceback or output kept in a failed record
-PR_SET_PDEATHSIG = 1
 
 
 # ----------------------------------------------------------------------------------- worker plan
@@ -109,11 +108,11 @@ def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), name)
 
 
-def _child_main(job: _Job, conn: Connection) -> None:
+def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
     """Runs in the trial's process: send ('ready'), ('phase', p)..., then ('result', r) or ('error', e)."""
     entered = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the driver decides
-    _die_with_parent()
+    threading.Thread(target=_die_with_driver, args=(lifeline,), daemon=True, name="costbench-lifeline").start()
     _redirect_output(job.log_path)
     faulthandler.enable()  # a segfault leaves a Python traceback in the log
     if job.cuda_visible_devices is not None:
@@ -136,11 +135,15 @@ def _child_main(job: _Job, conn: Connection) -> None:
         sys.stderr.flush()
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this trial when the forkserver exits, i.e. when the driver is gone."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_driver(lifeline: Connection) -> None:
+    """End this trial the moment the driver is gone (even by kill -9): nobody would read its result.
+
+    The driver alone holds the other end of the lifeline, so the read ends with EOF only when the
+    driver dies. (The forkserver cannot do this: every trial it forks keeps it alive.)
+    """
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _redirect_output(log_path: str) -> None:
@@ -188,6 +191,7 @@ class LocalExecutor(Executor):
         self._cancelled = False
         self._wake_r, self._wake_w = os.pipe()
         self._tmp = tempfile.TemporaryDirectory(prefix="costbench-")
+        self._lifeline: Connection | None = None
 
     def cancel(self) -> None:
         """Stop launching and end running trials; safe to call from a signal handler."""
@@ -196,16 +200,24 @@ class LocalExecutor(Executor):
             os.write(self._wake_w, b"x")
 
     def close(self) -> None:
+        self._close_lifeline()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._tmp.cleanup()
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
         plan = plan_workers(trials, self.workers, self.threads)
         gpus = _gpu_count(trials)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([*PRELOAD, self.trial_fn.partition(":")[0]])
+        self._close_lifeline()
+        lifeline, self._lifeline = ctx.Pipe(duplex=False)  # we hold the sending end until close()
         pending = deque(trials)
         running: list[_Running] = []
         free_slots = list(range(plan.workers))
@@ -215,7 +227,7 @@ class LocalExecutor(Executor):
                 trial = pending.popleft()
                 slots[trial.id] = free_slots.pop(0)
                 cuda = str(slots[trial.id] % gpus) if gpus > 1 and trial.config["device"] == "cuda" else None
-                running.append(self._launch(ctx, trial, plan.threads, cuda))
+                running.append(self._launch(ctx, trial, plan.threads, cuda, lifeline))
                 for job in running:
                     job.concurrent = max(job.concurrent, len(running))
                 yield TrialEvent("started", trial.id)
@@ -243,13 +255,13 @@ class LocalExecutor(Executor):
             if record is not None:
                 yield TrialEvent("finished", job.trial.id, record=record)
 
-    def _launch(self, ctx: Any, trial: Trial, threads: int, cuda: str | None) -> _Running:
+    def _launch(self, ctx: Any, trial: Trial, threads: int, cuda: str | None, lifeline: Connection) -> _Running:
         log_path = Path(self._tmp.name) / f"{trial.id}.log"
         log_path.write_bytes(b"")
         parent_conn, child_conn = ctx.Pipe(duplex=False)
         job = _Job(trial=trial.to_json(), trial_fn=self.trial_fn, threads=threads, log_path=str(log_path),
                    cuda_visible_devices=cuda)
-        process = ctx.Process(target=_child_main, args=(job, child_conn), name=f"costbench-trial-{trial.id}",
+        process = ctx.Process(target=_child_main, args=(job, child_conn, lifeline), name=f"costbench-trial-{trial.id}",
                               daemon=False)
         launched = time.monotonic()
         process.start()
@@ -378,12 +390,13 @@ def _death(exitcode: int | None, tail: list[str]) -> str:
 
 
 def _crash_site(tail: list[str]) -> str | None:
-    """The innermost Python frame faulthandler printed for a fatal signal, e.g. 'train.py:88 in step'."""
-    for i, line in enumerate(tail):
-        if line.rstrip().endswith("(most recent call first):") and i + 1 < len(tail):
+    """The innermost Python frame faulthandler printed for a fatal signal, e.g. 'costbench/train.py:88 in step'."""
+    for i, line in enumerate(tail):  # the thread that took the signal; others are listed too
+        if line.startswith("Current thread") and i + 1 < len(tail):
             frame = re.match(r'\s*File "(.+)", line (\d+) in (\S+)', tail[i + 1])
             if frame:
-                return f"{Path(frame[1]).name}:{frame[2]} in {frame[3]}"
+                path = Path(frame[1])
+                return f"{path.parent.name}/{path.name}:{frame[2]} in {frame[3]}"
     return None
 
 

@@ -1,0 +1,113 @@
+"""The sweep driver in this process: run directory, resume, retries, fail-fast, files written."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from costbench.engine import TRIAL_FN_ENV, SweepOptions, choose_run_dir, resume_command, run_sweep
+from costbench.spec import load_sweep
+from costbench.store import read_records
+from tests.fake_trials import write_sweep
+
+
+@pytest.fixture(autouse=True)
+def fake_trials(monkeypatch):
+    monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
+
+
+def sweep_once(sweep_file, out, overrides=(), **options):
+    console, stderr = io.StringIO(), io.StringIO()
+    code = run_sweep(load_sweep(sweep_file, list(overrides)), SweepOptions(out=out, **options),
+                     console=Console(file=console, width=200), stderr=Console(file=stderr, width=200))
+    return code, console.getvalue(), stderr.getvalue()
+
+
+def statuses(run_dir):
+    records, warnings = read_records(run_dir)
+    assert warnings == []
+    return [(r["id"], r["status"]) for r in records]
+
+
+def test_a_rerun_resumes_and_failed_trials_run_again_only_when_asked(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1, 100])
+    out = tmp_path / "run"
+    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
+    assert code == 0
+    first = statuses(out)
+    assert sorted(s for _, s in first) == ["failed", "ok", "ok"]
+    assert "written:" in stdout and str(out / "trials.jsonl") in stdout
+
+    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
+    assert code == 0 and statuses(out) == first
+    assert "3 of 3 trial(s) already recorded (2 ok, 0 skipped, 1 failed (run them again with --retry-failed))" \
+        in stdout and "nothing to run" in stdout
+
+    code, _, _ = sweep_once(sweep_file, out, retry_failed=True, workers=1)
+    failed_id = next(i for i, s in first if s == "failed")
+    assert code == 0 and statuses(out) == [*first, (failed_id, "failed")]
+
+
+def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    out = tmp_path / "run"
+    sweep = load_sweep(sweep_file, ["data.rows=2000"])
+    assert sweep_once(sweep_file, out, ["data.rows=2000"], workers=1)[0] == 0
+
+    resolved = load_sweep(out / "sweep.yaml")  # what the resume command runs
+    assert [t.id for t in resolved.trials] == [t.id for t in sweep.trials]
+
+    env = json.loads((out / "environment.json").read_text())
+    assert env["run"]["executor"] == "local" and env["run"]["workers"] == 1 and env["run"]["threads"] == 1
+    assert env["cpu"]["usable_cores"] >= 1
+
+    summary = json.loads((out / "data_summary.json").read_text())
+    assert [d["summary"] for d in summary["datasets"]] == [{"rows": 2000}]
+
+
+def test_fresh_starts_over_in_a_new_directory_and_deletes_nothing(tmp_path):
+    out = tmp_path / "run"
+    assert choose_run_dir("x", out, fresh=True) == out  # nothing there yet
+    out.mkdir()
+    (out / "trials.jsonl").write_text("{}\n")
+    (tmp_path / "run-2").mkdir()
+    (tmp_path / "run-2" / "trials.jsonl").write_text("{}\n")
+    assert choose_run_dir("x", out, fresh=True) == tmp_path / "run-3"
+    assert choose_run_dir("x", out, fresh=False) == out
+    assert (out / "trials.jsonl").exists()
+
+
+def test_fail_fast_stops_at_the_first_failure_with_exit_1_and_says_how_to_resume(tmp_path):
+    sweep_file = write_sweep(tmp_path, [100, 0, 1, 2])
+    out = tmp_path / "run"
+    code, _, stderr = sweep_once(sweep_file, out, workers=1, fail_fast=True)
+    assert code == 1
+    assert [s for _, s in statuses(out)] == ["failed"]
+    assert "stopped by --fail-fast: 3 trial(s) not run" in stderr
+    assert f"resume with: costbench sweep {out}/sweep.yaml --out {out} --workers 1 --fail-fast" in stderr
+
+
+def test_parallel_workers_give_the_same_records_as_one_worker(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1, 2, 100, 200, 3])
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert sweep_once(sweep_file, one, workers=1)[0] == 0
+    assert sweep_once(sweep_file, two, workers=2)[0] == 0
+
+    def outcome(run_dir):
+        records, _ = read_records(run_dir)
+        return {r["id"]: (r["status"], r["reason"], r["metrics"]) for r in records}, \
+            {r["concurrent_trials"] for r in records}
+
+    (serial, serial_concurrency), (parallel, parallel_concurrency) = outcome(one), outcome(two)
+    assert serial == parallel and len(serial) == 6
+    assert serial_concurrency == {1} and 2 in parallel_concurrency
+
+
+def test_resume_command_repeats_the_options_that_shape_the_run(tmp_path):
+    options = SweepOptions(workers=2, trial_timeout=30.0, retry_failed=True)
+    assert resume_command(tmp_path / "my run", options) == (
+        f"costbench sweep '{tmp_path}/my run/sweep.yaml' --out '{tmp_path}/my run' --workers 2 "
+        "--trial-timeout 30 --retry-failed")

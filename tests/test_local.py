@@ -1,0 +1,108 @@
+"""The local executor: worker planning, and real trial processes that succeed, raise, die or hang."""
+
+from __future__ import annotations
+
+import pytest
+
+from costbench.executors import make_executor
+from costbench.executors.local import LocalExecutor, plan_workers
+from costbench.spec import load_sweep
+from tests.fake_trials import write_sweep
+
+FAKE = "tests.fake_trials:by_seed"
+
+
+def trials(tmp_path, seeds, **extra):
+    return load_sweep(write_sweep(tmp_path, seeds, **extra)).trials
+
+
+def run_all(executor, todo):
+    events = list(executor.run(todo))
+    executor.close()
+    records = {e.trial_id: e.record for e in events if e.kind == "finished"}
+    assert len(records) == len(todo), "every trial ends with exactly one finished event"
+    return records, events
+
+
+def test_cpu_default_is_one_single_threaded_worker_per_core(tmp_path):
+    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3, 4, 5]), cores=4)
+    assert (plan.workers, plan.threads, plan.notes) == (4, 1, [])
+
+
+def test_workers_times_threads_is_clamped_to_the_cores_and_says_so(tmp_path):
+    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3], threads=2), workers=4, cores=4)
+    assert plan.workers == 2
+    assert "--workers 4" in plan.notes[0] and "running 2" in plan.notes[0]
+
+
+def test_cuda_default_is_one_worker_per_gpu_with_the_cores_shared(tmp_path):
+    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3], device="cuda"), cores=16, gpus=2)
+    assert (plan.workers, plan.threads) == (2, 8)
+
+
+def test_never_more_workers_than_trials(tmp_path):
+    assert plan_workers(trials(tmp_path, [0]), cores=8).workers == 1
+
+
+def test_ray_only_settings_are_refused_by_the_local_executor():
+    from costbench.errors import UserError
+
+    with pytest.raises(UserError, match="--address only applies to the ray executor"):
+        make_executor("local", address="10.0.0.1:6379")
+
+
+def test_every_way_a_trial_ends_gives_one_record_and_the_others_finish(tmp_path):
+    # ok, raise, os._exit, segfault, ok-with-output
+    todo = trials(tmp_path, [0, 100, 200, 300, 600])
+    records, events = run_all(LocalExecutor(workers=2, threads=1, trial_fn=FAKE), todo)
+    by_seed = {t.config["seed"]: records[t.id] for t in todo}
+
+    assert by_seed[0]["status"] == by_seed[600]["status"] == "ok"
+    assert by_seed[0]["details"]["torch_threads"] == 1
+
+    raised = by_seed[100]
+    assert raised["status"] == "failed" and raised["reason"] == "ValueError: boom in trial seed 100"
+    assert raised["details"]["error"]["traceback"][-1] == "ValueError: boom in trial seed 100"
+
+    exited = by_seed[200]
+    assert exited["status"] == "failed"
+    assert "exited with code 3" in exited["reason"] and "about to leave without a word" in exited["reason"]
+
+    crashed = by_seed[300]
+    assert crashed["status"] == "failed"
+    assert "killed by SIGSEGV in ctypes/__init__.py" in crashed["reason"]
+    assert crashed["pid"] != by_seed[0]["pid"]
+
+    phases = [e.phase for e in events if e.kind == "phase" and e.trial_id == todo[0].id]
+    assert phases == ["data", "train 1/1"]
+    for record in records.values():
+        assert record["details"]["harness"]["process_start_s"] is not None
+        assert 1 <= record["concurrent_trials"] <= 2
+
+
+def test_a_trial_that_runs_too_long_is_ended_and_recorded_as_timeout(tmp_path):
+    todo = trials(tmp_path, [400, 0])
+    records, _ = run_all(LocalExecutor(workers=2, threads=1, trial_timeout=1.5, trial_fn=FAKE), todo)
+    hung = records[todo[0].id]
+    assert hung["status"] == "failed"
+    assert hung["reason"] == "timeout after 1.5 s (in phase 'train 1/1')"
+    assert records[todo[1].id]["status"] == "ok"
+
+
+def test_a_trial_function_that_returns_no_record_fails_its_trial(tmp_path):
+    todo = trials(tmp_path, [0])
+    records, _ = run_all(LocalExecutor(workers=1, threads=1, trial_fn="tests.fake_trials:not_a_record"), todo)
+    assert records[todo[0].id]["status"] == "failed"
+    assert "no valid record" in records[todo[0].id]["reason"]
+
+
+def test_cancel_ends_running_trials_without_a_record_and_launches_no_more(tmp_path):
+    todo = trials(tmp_path, [400, 401, 402])
+    executor = LocalExecutor(workers=1, threads=1, trial_fn=FAKE)
+    seen = []
+    for event in executor.run(todo):
+        seen.append(event)
+        if event.kind == "phase" and event.phase == "train 1/1":
+            executor.cancel()
+    executor.close()
+    assert [e.kind for e in seen if e.kind != "phase"] == ["started"]
