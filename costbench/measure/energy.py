@@ -73,7 +73,7 @@ def _open_nvml(device: torch.device) -> tuple[Callable[[], float] | None, str]:
         # by UUID, not index: CUDA_VISIBLE_DEVICES renumbers CUDA devices but not NVML's
         handle = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{torch.cuda.get_device_properties(index).uuid}")
         pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-    except pynvml.NVMLError as exc:
+    except Exception as exc:  # an unreadable counter (old GPU, MIG, driver) is n/a, never a failed trial
         return None, f"NVML cannot read the energy counter of cuda:{index}: {exc}"
     return (lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000.0,
             f"NVML total energy of cuda:{index} (the GPU only, not the host)")

@@ -5,20 +5,26 @@ can measure its training and serving peaks apart. Not ``getrusage``: a spawned c
 parent's ``ru_maxrss`` (a parent that peaked at 811 MB made a 14 MB child report 811 MB). Where
 clear_refs cannot be written, a thread samples ``VmRSS`` instead (it can miss a spike shorter than
 its interval) and ``method`` says so. CUDA: torch's peak allocated and reserved counters.
-Figures are in MB of 2**20 bytes.
+Figures are in MB of 2**20 bytes. torch is imported only for CUDA, so a CPU-only child measures fast.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-
-import torch
+from typing import Any
 
 MB = 2**20
 PROC_STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 SAMPLE_INTERVAL_S = 0.005
+
+
+def _cuda() -> Any:
+    """torch.cuda, imported on first CUDA use only."""
+    import torch
+
+    return torch.cuda
 
 
 def proc_status_mb(field: str, status: Path = PROC_STATUS) -> float | None:
@@ -68,12 +74,14 @@ class _RssSampler:
 class PeakMemory:
     """Peak memory since ``reset()``: process RSS on CPU, allocator counters on CUDA."""
 
-    def __init__(self, device: torch.device | str, *, clear_refs: Path = CLEAR_REFS) -> None:
-        self.device = torch.device(device)
+    def __init__(self, device: Any, *, clear_refs: Path = CLEAR_REFS) -> None:
+        """``device``: a torch.device or its name ('cpu', 'cuda', 'cuda:1')."""
+        self.device = device
+        self._on_cuda = str(device).startswith("cuda")
         self._clear_refs = Path(clear_refs)
         self._sampler: _RssSampler | None = None
         self._resettable_hwm = False
-        if self.device.type == "cuda":
+        if self._on_cuda:
             self.method = "torch.cuda max_memory_allocated / max_memory_reserved since reset"
         elif proc_status_mb("VmHWM") is None:
             self.method = f"unavailable: {PROC_STATUS} has no VmHWM (not Linux)"
@@ -94,9 +102,9 @@ class PeakMemory:
 
     def reset(self) -> None:
         """Start a new phase: the peak restarts from what is in use now."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
+        if self._on_cuda:
+            _cuda().synchronize(self.device)
+            _cuda().reset_peak_memory_stats(self.device)
         elif self._sampler is not None:
             self._sampler.restart()
         elif self._resettable_hwm:
@@ -104,9 +112,9 @@ class PeakMemory:
 
     def peak_mb(self) -> float | None:
         """Peak since the last reset (CUDA: allocated by tensors), or None where unmeasurable."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            return torch.cuda.max_memory_allocated(self.device) / MB
+        if self._on_cuda:
+            _cuda().synchronize(self.device)
+            return _cuda().max_memory_allocated(self.device) / MB
         if self._sampler is not None:
             self._sampler.sample()
             return self._sampler.peak_mb
@@ -114,14 +122,14 @@ class PeakMemory:
 
     def current_mb(self) -> float | None:
         """In use now (CUDA: allocated by tensors; CPU: resident set)."""
-        if self.device.type == "cuda":
-            return torch.cuda.memory_allocated(self.device) / MB
+        if self._on_cuda:
+            return _cuda().memory_allocated(self.device) / MB
         return proc_status_mb("VmRSS")
 
     def reserved_peak_mb(self) -> float | None:
         """CUDA: peak held by the caching allocator since reset; None on CPU, where it has no meaning."""
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_reserved(self.device) / MB
+        if self._on_cuda:
+            return _cuda().max_memory_reserved(self.device) / MB
         return None
 
     def close(self) -> None:

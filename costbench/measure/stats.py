@@ -10,6 +10,7 @@ n >= 662 (then t = 1, the maximum); for n = 1,000, t = 2 (the second-largest val
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -45,10 +46,7 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
         return 0.0
     if k >= n:
         return 1.0
-    for i, log_cdf in enumerate(_binomial_log_cdfs(n, p)):
-        if i == k:
-            return math.exp(log_cdf)
-    raise AssertionError("unreachable: k < n")
+    return math.exp(next(itertools.islice(_binomial_log_cdfs(n, p), k, None)))
 
 
 def early_stopping_discards(n: int, percentile: float = 0.99,
