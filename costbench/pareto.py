@@ -1,0 +1,133 @@
+"""Non-dominated sorting: which trials no other trial beats on every objective at once.
+
+A point *dominates* another when it is at least as good on every objective and strictly better on one.
+Rank 1 is the Pareto front; rank 2 is the front once rank 1 is removed, and so on. Identical points never
+dominate each other, so they share a rank and are marked as ties. Points with a missing (NaN) objective
+get no rank and are counted, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PICK_RULE = (
+    "recommended pick = the front member closest (Euclidean distance) to the ideal point, after min-max "
+    "scaling each objective to [0, 1] over the front (an objective equal across the front counts 0)"
+)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: a numeric field and whether bigger or smaller is better."""
+
+    metric: str
+    direction: str  # "max" | "min"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("max", "min"):
+            raise ValueError(f"objective '{self.metric}': direction must be 'max' or 'min', not {self.direction!r}")
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.direction}"
+
+
+@dataclass
+class Fronts:
+    """Ranks of many points, computed group by group; index i is the i-th input point."""
+
+    rank: np.ndarray  # int, 0 = no rank (a missing objective)
+    tie: np.ndarray  # bool: an identical objective vector shares this point's rank
+    pick: np.ndarray  # bool: the recommended point of its group
+    missing: dict[str, int] = field(default_factory=dict)  # objective metric -> points left out for it
+
+
+def as_minimisation(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Flip 'max' columns so that smaller is better everywhere."""
+    signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
+    return np.asarray(values, dtype=float) * signs
+
+
+def dominance_matrix(costs: np.ndarray) -> np.ndarray:
+    """``D[i, j]`` is True when point i dominates point j (all costs <=, one <); costs are minimised."""
+    le = (costs[:, None, :] <= costs[None, :, :]).all(axis=2)
+    lt = (costs[:, None, :] < costs[None, :, :]).any(axis=2)
+    return le & lt
+
+
+def nondominated_ranks(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Front rank (1, 2, ...) of every row of a finite ``[n, k]`` array; O(n^2 k) memory and time per rank."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(directions))
+    if not np.isfinite(values).all():
+        raise ValueError("nondominated_ranks needs finite values; leave out points with missing objectives")
+    dominates = dominance_matrix(as_minimisation(values, directions))
+    ranks = np.zeros(len(values), dtype=int)
+    remaining = np.ones(len(values), dtype=bool)
+    rank = 0
+    while remaining.any():
+        rank += 1
+        dominated = dominates[remaining].any(axis=0)
+        front = remaining & ~dominated
+        ranks[front] = rank
+        remaining &= ~front
+    return ranks
+
+
+def tied(values: np.ndarray) -> np.ndarray:
+    """True for each row whose objective vector equals another row's exactly."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    _, inverse, counts = np.unique(values, axis=0, return_inverse=True, return_counts=True)
+    return counts[inverse.reshape(-1)] > 1
+
+
+def pick_index(values: np.ndarray, directions: Sequence[str], candidates: np.ndarray | None = None) -> int:
+    """Index of the front member closest to the ideal point (see PICK_RULE); first one on a tie.
+
+    ``values`` are the front's points; scaling uses the whole front, the choice only ``candidates``.
+    """
+    costs = as_minimisation(values, directions)
+    low, high = costs.min(axis=0), costs.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    distance = np.sqrt((((costs - low) / span) ** 2).sum(axis=1))
+    if candidates is not None and np.asarray(candidates).any():
+        distance = np.where(candidates, distance, np.inf)
+    return int(np.argmin(distance))
+
+
+def compute_fronts(
+    values: np.ndarray,
+    objectives: Sequence[Objective],
+    groups: Sequence[Hashable] | None = None,
+    pick_candidates: np.ndarray | None = None,
+) -> Fronts:
+    """Ranks, ties and one pick per group for ``[n, k]`` values (NaN = missing, left out and counted).
+
+    ``pick_candidates`` (bool per point) restricts the pick, e.g. to trials that pass a quality gate;
+    a group where no front member qualifies falls back to its whole front.
+    """
+    values = np.asarray(values, dtype=float).reshape(-1, len(objectives))
+    n = len(values)
+    directions = [o.direction for o in objectives]
+    finite = np.isfinite(values)
+    complete = finite.all(axis=1)
+    missing = {o.metric: int((~finite[:, i]).sum()) for i, o in enumerate(objectives) if (~finite[:, i]).any()}
+    keys = list(groups) if groups is not None else [None] * n
+    candidates = np.ones(n, dtype=bool) if pick_candidates is None else np.asarray(pick_candidates, dtype=bool)
+
+    rank = np.zeros(n, dtype=int)
+    tie = np.zeros(n, dtype=bool)
+    pick = np.zeros(n, dtype=bool)
+    for key in dict.fromkeys(keys):
+        members = np.array([i for i in range(n) if keys[i] == key and complete[i]], dtype=int)
+        if len(members) == 0:
+            continue
+        group_ranks = nondominated_ranks(values[members], directions)
+        rank[members] = group_ranks
+        tie[members] = tied(values[members])  # identical points always share a rank
+        front = members[group_ranks == 1]
+        pick[front[pick_index(values[front], directions, candidates[front])]] = True
+    return Fronts(rank=rank, tie=tie, pick=pick, missing=missing)

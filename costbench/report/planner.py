@@ -1,0 +1,119 @@
+"""Serving cost planner: what each front member would cost per month at a given traffic and p99 SLO.
+
+For every front member: the largest measured batch size whose p99 meets the SLO; devices needed =
+ceil(rate x 1.3 / throughput at that batch), where rate is the *average* request rate of the traffic
+(rows per second; the 30% headroom absorbs ordinary peaks, not a daily peak far above the mean); monthly
+serving cost = devices x device-hour price x 730 h, priced from the trial's own price table. With
+retrains, monthly total = serving + retrains x the trial's training cost.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from costbench.errors import UserError
+from costbench.report.rows import Row
+
+HEADROOM = 1.3
+HOURS_PER_MONTH = 730.0
+_SCALE = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9}
+_PERIOD_S = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hr": 3600.0,
+             "hour": 3600.0, "d": 86400.0, "day": 86400.0, "month": HOURS_PER_MONTH * 3600.0}
+_TRAFFIC = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKMB]?)\s*/\s*([a-z]+)\s*$")
+_SLO_MS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3}
+_SLO = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|us|µs)\s*$")
+
+PLAN_RULE = (
+    f"devices = ceil(average rows/s x {HEADROOM} / throughput at the largest measured batch size whose p99 "
+    f"meets the SLO); monthly serving = devices x device-hour price x {HOURS_PER_MONTH:g} h "
+    "(CPU: threads x cpu_core_hour_usd; GPU: gpu_hour_usd_by_model by name, else gpu_hour_usd)"
+)
+
+
+def parse_traffic(text: str) -> float:
+    """'50M/day' -> average rows per second (k, M, B; /s, /min, /h, /day, /month = 730 h)."""
+    match = _TRAFFIC.match(text)
+    if not match or match.group(3) not in _PERIOD_S:
+        raise UserError(f"--traffic '{text}' is not COUNT/PERIOD; e.g. 50M/day, 2k/s, 1.5B/month "
+                        f"(periods: s, min, h, day, month)")
+    number, scale, period = match.groups()
+    rate = float(number) * _SCALE[scale] / _PERIOD_S[period]
+    if rate <= 0:
+        raise UserError(f"--traffic '{text}' must be more than zero")
+    return rate
+
+
+def parse_slo(text: str) -> float:
+    """'20ms' -> 20.0 milliseconds (ms, s, us)."""
+    match = _SLO.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"--slo-p99 '{text}' is not a positive duration; e.g. 20ms, 0.05s, 500us")
+    return float(match.group(1)) * _SLO_MS[match.group(2)]
+
+
+@dataclass
+class Plan:
+    """How one front member would serve the traffic, or why it cannot."""
+
+    row: Row
+    batch_size: int | None = None
+    p99_ms: float | None = None
+    throughput: float | None = None
+    devices: int | None = None
+    device_hour_usd: float | None = None
+    serving_usd_month: float | None = None
+    training_usd_month: float | None = None
+    total_usd_month: float | None = None
+    note: str = ""
+
+
+def device_hour_usd(row: Row) -> tuple[float | None, str]:
+    """The price of one serving device per hour from the trial's price table, or None and why."""
+    prices = row.config.get("prices") or {}
+    device = str(row.details.get("device") or row.config.get("device") or "cpu")
+    if device.startswith("cuda"):
+        name = str(row.details.get("gpu") or "")
+        named = [k for k in prices.get("gpu_hour_usd_by_model", {}) if name and k.lower() in name.lower()]
+        if named:
+            return float(prices["gpu_hour_usd_by_model"][max(named, key=len)]), ""
+        return float(prices.get("gpu_hour_usd", math.nan)), ""
+    threads = row.details.get("threads") or row.config.get("threads")
+    if not threads:
+        return None, "thread count not recorded, so the CPU price is unknown"
+    return float(threads) * float(prices.get("cpu_core_hour_usd", math.nan)), ""
+
+
+def plan_one(row: Row, rate: float, slo_ms: float, retrains: float) -> Plan:
+    plan = Plan(row=row)
+    stats = row.batch_stats()
+    meets = [b for b, s in stats.items() if s.get("p99_ms", math.inf) <= slo_ms and s.get("throughput", 0) > 0]
+    if not meets:
+        measured = ", ".join(f"{b}: {s['p99_ms']:.3g} ms" for b, s in stats.items() if "p99_ms" in s)
+        plan.note = f"no measured batch size meets p99 <= {slo_ms:g} ms ({measured or 'no latency measured'})"
+        return plan
+    plan.batch_size = max(meets)
+    plan.p99_ms = stats[plan.batch_size]["p99_ms"]
+    plan.throughput = stats[plan.batch_size]["throughput"]
+    plan.devices = math.ceil(rate * HEADROOM / plan.throughput)
+    plan.device_hour_usd, plan.note = device_hour_usd(row)
+    if plan.device_hour_usd is None:
+        return plan
+    plan.serving_usd_month = plan.devices * plan.device_hour_usd * HOURS_PER_MONTH
+    train_cost = row.metrics.get("train_cost_usd")
+    if retrains == 0:
+        plan.training_usd_month = 0.0
+    elif train_cost is not None:
+        plan.training_usd_month = retrains * train_cost
+    else:
+        plan.note = "training cost n/a, so the monthly total is unknown"
+        return plan
+    plan.total_usd_month = plan.serving_usd_month + plan.training_usd_month
+    return plan
+
+
+def plan_serving(rows: list[Row], rate: float, slo_ms: float, retrains: float = 0.0) -> list[Plan]:
+    """A plan per row, cheapest monthly total first; rows that cannot meet the SLO or be priced last."""
+    plans = [plan_one(r, rate, slo_ms, retrains) for r in rows]
+    return sorted(plans, key=lambda p: (p.total_usd_month is None, p.total_usd_month or 0.0))

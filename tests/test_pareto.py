@@ -1,0 +1,112 @@
+"""Non-dominated sorting against a brute-force definition, plus ties, NaN, groups and the pick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from costbench.pareto import Objective, compute_fronts, nondominated_ranks, pick_index, tied
+
+
+def brute_force_ranks(points: list[tuple[float, ...]], directions: list[str]) -> list[int]:
+    """Rank by the textbook definition, peeling one front at a time with plain loops."""
+
+    def better_or_equal(a: float, b: float, d: str) -> bool:
+        return a >= b if d == "max" else a <= b
+
+    def dominates(p: tuple[float, ...], q: tuple[float, ...]) -> bool:
+        return all(better_or_equal(a, b, d) for a, b, d in zip(p, q, directions, strict=True)) and p != q
+
+    ranks = [0] * len(points)
+    left = set(range(len(points)))
+    rank = 0
+    while left:
+        rank += 1
+        front = {i for i in left if not any(dominates(points[j], points[i]) for j in left)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+    return ranks
+
+
+point_sets = st.integers(1, 3).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.tuples(*[st.integers(0, 4)] * k), min_size=1, max_size=14),
+        st.lists(st.sampled_from(["max", "min"]), min_size=k, max_size=k),
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(point_sets)
+def test_ranks_match_brute_force(case: tuple[list[tuple[int, ...]], list[str]]) -> None:
+    points, directions = case
+    values = np.array(points, dtype=float)
+    assert nondominated_ranks(values, directions).tolist() == brute_force_ranks(points, directions)
+    duplicates = [points.count(p) > 1 for p in points]
+    assert tied(values).tolist() == duplicates
+
+
+def test_mixed_directions_hand_case() -> None:
+    # auc:max, cost:min. (0.9, 5) and (0.8, 1) trade off; (0.8, 5) is beaten by both; (0.7, 6) by all.
+    values = np.array([[0.9, 5.0], [0.8, 1.0], [0.8, 5.0], [0.7, 6.0]])
+    assert nondominated_ranks(values, ["max", "min"]).tolist() == [1, 1, 2, 3]
+    # flipping the directions flips the order
+    assert nondominated_ranks(values, ["min", "max"]).tolist() == [3, 3, 2, 1]
+
+
+def test_equal_points_share_the_front_and_are_ties() -> None:
+    values = np.array([[0.9, 1.0], [0.9, 1.0], [0.8, 2.0]])
+    fronts = compute_fronts(values, [Objective("auc", "max"), Objective("cost", "min")])
+    assert fronts.rank.tolist() == [1, 1, 2]
+    assert fronts.tie.tolist() == [True, True, False]
+    assert fronts.pick.tolist() == [True, False, False]  # first of the tied pair
+
+
+def test_missing_objectives_are_left_out_and_counted() -> None:
+    values = np.array([[0.9, np.nan], [np.nan, np.nan], [0.8, 2.0], [0.7, 3.0]])
+    fronts = compute_fronts(values, [Objective("auc", "max"), Objective("p99_ms", "min")])
+    assert fronts.rank.tolist() == [0, 0, 1, 2]
+    assert fronts.missing == {"auc": 1, "p99_ms": 2}
+    assert fronts.pick.tolist() == [False, False, True, False]
+
+
+def test_nondominated_ranks_refuses_nan() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        nondominated_ranks(np.array([[np.nan]]), ["max"])
+
+
+def test_one_front_per_group() -> None:
+    # group b's best point is worse than all of group a's, yet it is on b's front
+    values = np.array([[0.9, 1.0], [0.8, 2.0], [0.5, 9.0], [0.4, 9.5]])
+    fronts = compute_fronts(values, [Objective("auc", "max"), Objective("cost", "min")],
+                            groups=["a", "a", "b", "b"])
+    assert fronts.rank.tolist() == [1, 2, 1, 2]
+    assert fronts.pick.tolist() == [True, False, True, False]
+    together = compute_fronts(values, [Objective("auc", "max"), Objective("cost", "min")])
+    assert together.rank.tolist() == [1, 2, 3, 4]
+
+
+def test_pick_is_closest_to_ideal_after_scaling() -> None:
+    # auc in [0.80, 0.90], cost in [1, 100]. Scaled distances to the ideal (0.90, 1): 1, 0.22, 1.
+    # Raw distances would be 99, 9, 0.1 and pick the cheapest: the scaling is what decides.
+    front = np.array([[0.90, 100.0], [0.88, 10.0], [0.80, 1.0]])
+    assert pick_index(front, ["max", "min"]) == 1
+    # cost in [1, 2]: scaled 1.0, 0.92, 1.0 -> the middle point; raw distances would pick the last
+    assert pick_index(np.array([[0.90, 2.0], [0.88, 1.9], [0.80, 1.0]]), ["max", "min"]) == 1
+    # an objective equal across the front adds nothing; equal distances -> the first point
+    assert pick_index(np.array([[0.9, 5.0, 1.0], [0.8, 1.0, 1.0]]), ["max", "min", "min"]) == 0
+
+
+def test_pick_respects_candidates_and_falls_back() -> None:
+    front = np.array([[0.90, 100.0], [0.88, 10.0], [0.80, 1.0]])
+    assert pick_index(front, ["max", "min"], np.array([False, False, True])) == 2
+    assert pick_index(front, ["max", "min"], np.array([True, False, True])) == 0  # 1.0 vs 1.0: first
+    assert pick_index(front, ["max", "min"], np.array([False, False, False])) == 1
+
+
+def test_objective_direction_is_checked() -> None:
+    with pytest.raises(ValueError, match="direction"):
+        Objective("auc", "up")

@@ -1,0 +1,314 @@
+"""`costbench report` on synthetic runs: fronts, flags, filters, groups, repeats, missing trials, files."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from rich.console import Console
+
+from costbench.errors import UserError
+from costbench.record import make_record
+from costbench.report import Report, ReportOptions, render_report
+from costbench.report.build import build_report
+from costbench.report.files import markdown
+from costbench.report.table import trials_table
+from costbench.spec import Trial, load_sweep
+
+# (size, precision) -> auc, train_cost_usd, p99_ms. Hand-made so every rank and flag below is known:
+# s/int8 is beaten by xs/int8 on all three; the other three trade off (the front).
+TABLE = {
+    ("xs", "fp32"): (0.800, 1.0, 1.0),
+    ("s", "fp32"): (0.850, 2.0, 2.0),
+    ("xs", "int8"): (0.795, 1.0, 0.5),
+    ("s", "int8"): (0.700, 2.0, 1.5),
+}
+
+
+def hand_metrics(trial: Trial) -> dict[str, Any]:
+    auc, cost, p99 = TABLE[(trial.axes["model.size"], trial.axes["precision"])]
+    auc += 0.01 * trial.repeat
+    return {"auc": auc, "train_cost_usd": cost, "p99_ms": p99, "p99_ms@1": p99, "throughput@1": 1000 / p99,
+            "p99_ms@64": 4 * p99, "throughput@64": 64000 / (4 * p99), "train_peak_mem_mb": 100 * cost,
+            "probe_drift": 0.01}
+
+
+def write_run(tmp_path: Path, *, repeats: int = 1, drop: int = 0, with_sweep: bool = True,
+              outcome: Callable[[Trial], tuple[str, dict[str, Any] | None]] | None = None) -> Path:
+    """A run directory as the engine leaves it: sweep.yaml and trials.jsonl (minus ``drop`` trials)."""
+    run = tmp_path / "run"
+    run.mkdir(parents=True)
+    raw = {"name": "demo", "threads": 2, "serve": {"batch_sizes": [1, 64]}, "repeats": repeats,
+           "grid": {"model.size": ["xs", "s"], "precision": ["fp32", "int8"]},
+           "objectives": ["auc:max", "train_cost_usd:min", "p99_ms:min"]}
+    (run / "sweep.yaml").write_text(yaml.safe_dump(raw))
+    sweep = load_sweep(run / "sweep.yaml")
+    if not with_sweep:
+        (run / "sweep.yaml").unlink()
+    lines = []
+    for trial in sweep.trials[: len(sweep.trials) - drop]:
+        status, metrics = outcome(trial) if outcome else ("ok", hand_metrics(trial))
+        record = make_record(trial.to_json(), status, metrics=metrics,  # type: ignore[arg-type]
+                             reason=None if status == "ok" else f"{status} on purpose",
+                             details={"device": "cpu", "threads": 2})
+        lines.append(json.dumps(record))
+    (run / "trials.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    return run
+
+
+def render(run: Path, **options: Any) -> tuple[Report, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    report = render_report(run, ReportOptions(**options), console=Console(file=out, width=250),
+                           stderr=Console(file=err, width=250))
+    return report, out.getvalue(), err.getvalue()
+
+
+def build(run: Path, **options: Any) -> tuple[Report, str]:
+    """The report without writing files (fast); returns it and its summary as one text."""
+    report = build_report(run, **options)
+    return report, "\n".join(report.summary + report.warnings)
+
+
+def by_axes(report: Report) -> dict[tuple[str, str], Any]:
+    return {(r.axes["model.size"], r.axes["precision"]): r for r in report.rows}
+
+
+def test_ranks_flags_and_pick(tmp_path: Path) -> None:
+    report, out, _ = render(write_run(tmp_path), min_quality=0.9)
+    rows = by_axes(report)
+    assert {k: r.rank for k, r in rows.items()} == {
+        ("xs", "fp32"): 1, ("s", "fp32"): 1, ("xs", "int8"): 1, ("s", "int8"): 2}
+    assert rows["xs", "int8"].metrics["auc_delta_vs_fp32"] == pytest.approx(-0.005)
+    assert rows["s", "int8"].metrics["auc_delta_vs_fp32"] == pytest.approx(-0.15)
+    assert rows["xs", "fp32"].metrics["auc_delta_vs_fp32"] == 0
+    assert rows["s", "int8"].flags == ["below-twin", "low-quality"]  # 0.70 < 0.99*0.85 and < 0.9*0.85
+    assert rows["xs", "int8"].flags == []  # 0.795 >= 0.99*0.80 and >= 0.9*0.85
+    # scaled distances to the ideal over the front: xs/fp32 0.97, s/fp32 1.41, xs/int8 1.0
+    assert [k for k, r in rows.items() if r.pick] == [("xs", "fp32")]
+    assert [r.rank for r in report.rows] == [1, 1, 1, 2]  # front first, the pick at the top
+    assert report.rows[0].pick
+    assert "closest (Euclidean distance) to the ideal point" in out
+    assert "1 *" in out
+
+
+def test_quality_gate_keeps_flagged_trials_from_the_pick(tmp_path: Path) -> None:
+    report, _ = build(write_run(tmp_path), min_quality=0.99)
+    rows = by_axes(report)
+    # 0.99 x best fp32 mlp AUC (0.85) = 0.8415: both xs trials fall below it
+    assert rows["xs", "fp32"].flags == ["low-quality"]
+    assert rows["xs", "int8"].flags == ["low-quality"]
+    assert rows["xs", "fp32"].rank == 1  # marked, not removed
+    assert [k for k, r in rows.items() if r.pick] == [("s", "fp32")]
+
+
+def test_interrupted_run_counts_missing_failed_and_skipped(tmp_path: Path) -> None:
+    statuses = iter(["failed", "skipped", "ok"])
+
+    def outcome(trial: Trial) -> tuple[str, dict[str, Any] | None]:
+        status = next(statuses)
+        return status, hand_metrics(trial) if status == "ok" else None
+
+    run = write_run(tmp_path, drop=1, outcome=outcome)
+    with (run / "trials.jsonl").open("a") as handle:
+        handle.write('{"id": "torn')
+    report, out = build(run)
+    assert len(report.rows) == 1
+    assert "4 trial(s) in the sweep, 3 trial(s) recorded: 1 ok, 1 failed, 1 skipped; 1 missing" in out
+    assert "left out of the front: 1 failed, 1 skipped" in out
+    assert "torn last line" in out
+
+
+def test_without_sweep_file_missing_is_unknown(tmp_path: Path) -> None:
+    report, err = build(write_run(tmp_path, with_sweep=False))
+    assert "missing trials is unknown" in err
+    assert report.axes == ["model.size", "precision"]  # from the records
+    assert report.summary[0].startswith("4 trial(s) recorded")
+
+
+def test_a_retried_trial_counts_once_with_its_latest_record(tmp_path: Path) -> None:
+    run = write_run(tmp_path, outcome=lambda t: ("failed", None))
+    sweep = load_sweep(run / "sweep.yaml")
+    with (run / "trials.jsonl").open("a") as handle:
+        handle.write(json.dumps(make_record(sweep.trials[0].to_json(), "ok", metrics=hand_metrics(sweep.trials[0])))
+                     + "\n")
+    report, out = build(run)
+    assert "4 trial(s) recorded: 1 ok, 3 failed" in out
+    assert len(report.rows) == 1
+
+
+def test_repeats_are_averaged_with_std(tmp_path: Path) -> None:
+    report, out = build(write_run(tmp_path, repeats=2))
+    rows = by_axes(report)
+    assert len(report.rows) == 4
+    assert all(r.n == 2 for r in report.rows)
+    assert rows["s", "fp32"].metrics["auc"] == pytest.approx(0.855)
+    assert rows["s", "fp32"].std["auc"] == pytest.approx(0.01 / 2**0.5)
+    assert rows["s", "fp32"].std["p99_ms"] == 0
+    cells = dict(zip([r.id for r in report.rows], trials_table(report).cells, strict=True))
+    assert cells[rows["s", "fp32"].id][5:8] == ["0.8550 ± 0.0071", "2 ± 0", "2 ± 0"]
+    assert "mean over its repeats" in out
+
+
+def test_missing_objective_value_is_left_out_and_counted(tmp_path: Path) -> None:
+    def outcome(trial: Trial) -> tuple[str, dict[str, Any]]:
+        metrics = hand_metrics(trial)
+        if trial.axes == {"model.size": "xs", "precision": "int8"}:
+            metrics["p99_ms"] = None
+        return "ok", metrics
+
+    report, out = build(write_run(tmp_path, outcome=outcome))
+    rows = by_axes(report)
+    assert rows["xs", "int8"].rank == 0
+    assert {k: r.rank for k, r in rows.items() if r.rank} == {("xs", "fp32"): 1, ("s", "fp32"): 1, ("s", "int8"): 2}
+    assert report.rows[-1] is rows["xs", "int8"]
+    assert "1 with p99_ms n/a" in out
+
+
+def test_where_filters_before_the_front(tmp_path: Path) -> None:
+    report, out = build(write_run(tmp_path), where=["p99_ms<=1", "auc >= 0.7"])
+    assert sorted(by_axes(report)) == [("xs", "fp32"), ("xs", "int8")]  # s/int8 has p99 1.5
+    assert "2 filtered out by --where p99_ms<=1 and auc >= 0.7" in out
+    # text comparisons read the config: 'precision' here is the grid axis, not the metric
+    report, _ = build(write_run(tmp_path / "b"), where=["precision==int8"])
+    assert {r.axes["precision"] for r in report.rows} == {"int8"}
+    report, _ = build(write_run(tmp_path / "c"), where=["config.model.size!=xs"])
+    assert {r.axes["model.size"] for r in report.rows} == {"s"}
+
+
+def test_bad_where_messages(tmp_path: Path) -> None:
+    run = write_run(tmp_path)
+    cases = {
+        "p99_mz<=20": "unknown field 'p99_mz' (did you mean 'p99_ms'?)",
+        "p99_ms=<20": "is not FIELD OP VALUE",
+        "p99_ms": "is not FIELD OP VALUE",
+        "p99_ms<=fast": "'fast' is not a number",
+    }
+    for where, message in cases.items():
+        with pytest.raises(UserError) as error:
+            build(run, where=[where])
+        assert message in str(error.value)
+        assert "\n" not in str(error.value)
+
+
+def test_one_front_per_group(tmp_path: Path) -> None:
+    report, out = build(write_run(tmp_path), by="precision", min_quality=0.5)
+    rows = by_axes(report)
+    assert {k: r.rank for k, r in rows.items()} == {
+        ("xs", "fp32"): 1, ("s", "fp32"): 1, ("xs", "int8"): 1, ("s", "int8"): 2}
+    assert sum(r.pick for r in report.rows) == 2
+    assert {r.by for r in report.rows if r.pick} == {"fp32", "int8"}
+    assert "one front per precision" in out
+    report, _ = build(write_run(tmp_path / "b"), by="model.family")
+    assert {r.by for r in report.rows} == {"mlp"}
+    with pytest.raises(UserError, match=r"did you mean 'model\.size'"):
+        build(write_run(tmp_path / "c"), by="model.sise")
+
+
+def test_objectives_option(tmp_path: Path) -> None:
+    run = write_run(tmp_path)
+    report, _ = build(run, objectives="auc:max")
+    assert [(r.axes["model.size"], r.axes["precision"]) for r in report.rows if r.rank == 1] == [("s", "fp32")]
+    assert [r.rank for r in report.rows] == [1, 2, 3, 4]
+    for bad, message in {"auc:up": "needs a direction", "acu:max": "did you mean 'auc'", " , ": "is empty"}.items():
+        with pytest.raises(UserError, match=message):
+            build(run, objectives=bad)
+
+
+def test_noisy_latency_is_flagged(tmp_path: Path) -> None:
+    def outcome(trial: Trial) -> tuple[str, dict[str, Any]]:
+        return "ok", {**hand_metrics(trial), "probe_drift": 0.3}
+
+    report, _ = build(write_run(tmp_path, outcome=outcome), min_quality=0.5)
+    assert all("noisy" in r.flags for r in report.rows)
+
+
+def test_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such directory"):
+        render(tmp_path / "nope")
+    run = write_run(tmp_path)
+    with pytest.raises(UserError, match="needs both --traffic and --slo-p99"):
+        render(run, traffic="50M/day")
+    with pytest.raises(UserError, match="--format 'yaml'"):
+        render(run, format="yaml")
+    with pytest.raises(UserError, match="--min-quality"):
+        render(run, min_quality=1.5)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_file_is_written_and_valid(tmp_path: Path) -> None:
+    run = write_run(tmp_path, repeats=2)
+    report, _, _ = render(run, format="none", traffic="1M/day", slo_p99="2ms")
+    pngs = sorted(run.glob("*.png"))
+    assert [p.name for p in pngs] == ["auc_vs_p99_ms.png", "auc_vs_train_cost_usd.png",
+                                      "auc_vs_train_peak_mem_mb.png", "latency_vs_batch.png"]
+    for png in pngs:
+        width, height = png_size(png)
+        assert width >= 400 and height >= 300
+        assert png.stat().st_size > 5_000
+
+    page = (run / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert page.count("src='data:image/png;base64,") == len(pngs)
+    assert "http://" not in page and "https://" not in page
+    assert "<table>" in page and "train_cost_usd ($)" in page
+    pick = next(r for r in report.rows if r.pick)
+    assert f'<tr class="pick"><td>1 *</td><td>{pick.id}</td>' in page
+    assert "Serving plan: 1M/day" in page
+
+    md = (run / "report.md").read_text()
+    assert "| rank | id | model.size | precision | n | auc | train_cost_usd ($) | p99_ms (ms) |" in md
+    assert "![AUC against p99_ms](auc_vs_p99_ms.png)" in md
+
+    trials = pd.read_csv(run / "trials.csv")
+    records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert trials["id"].tolist() == [r["id"] for r in records]
+    assert trials["metrics.auc"].tolist() == pytest.approx([r["metrics"]["auc"] for r in records])
+    assert json.loads(trials["config.serve.batch_sizes"][0]) == [1, 64]
+    assert set(trials["status"]) == {"ok"}
+
+    front = pd.read_csv(run / "pareto.csv")
+    assert sorted(front["id"]) == sorted(r.id for r in report.front)
+    assert (front["rank"] == 1).all()
+    assert front["auc_std"].notna().all()
+
+
+def test_printed_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # plots are checked above; leaving them out keeps four renders fast
+    monkeypatch.setattr("costbench.report.files.write_plots", lambda report, out: ({}, []))
+    run = write_run(tmp_path)
+    _, out, _ = render(run, format="csv")
+    printed = pd.read_csv(io.StringIO(out))
+    assert printed["rank"].tolist() == [1, 1, 1, 2]
+    _, out, _ = render(run, format="json")
+    document = json.loads(out)
+    assert document["objectives"] == ["auc:max", "train_cost_usd:min", "p99_ms:min"]
+    assert [row["rank"] for row in document["rows"]] == [1, 1, 1, 2]
+    assert document["plan"] is None
+    _, out, _ = render(run, format="markdown")
+    assert out.startswith("# costbench report: demo")
+    _, out, _ = render(run, format="none")
+    assert out == ""
+
+
+def test_planner_in_the_report_says_when_nothing_meets_the_slo(tmp_path: Path) -> None:
+    report, _ = build(write_run(tmp_path), traffic="1M/day", slo_p99="1us", retrains_per_month=2)
+    assert report.plans is not None and len(report.plans) == len(report.front) == 3
+    assert all(p.batch_size is None for p in report.plans)
+    assert "No front member meets the SLO at any measured batch size" in markdown(report)
+    report, _ = build(write_run(tmp_path / "b"), traffic="1M/day", slo_p99="1.2ms", retrains_per_month=2)
+    totals = [p.total_usd_month for p in report.plans or []]
+    assert totals[-1] is None  # s/fp32 has p99 2 ms at batch 1: cannot meet 1.2 ms
+    assert totals[:-1] == sorted(totals[:-1])  # type: ignore[type-var]
