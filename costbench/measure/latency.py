@@ -144,7 +144,7 @@ def summarize(samples_ms: Sequence[float], round_p50s_ms: Sequence[float], batch
         "p99_ms": p99,
         "p99_upper_ms": early_stopping_percentile(values, 0.99),
         "mean_ms": mean,
-        "std_ms": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+        "std_ms": float(values.std(ddof=1)),
         "min_ms": float(values.min()),
         "max_ms": float(values.max()),
         "throughput": batch / (mean / 1000) if mean > 0 else None,
