@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from costbench.errors import UserError
 from costbench.report.rows import Row
+from costbench.spec import PricesConfig
 
 HEADROOM = 1.3
 HOURS_PER_MONTH = 730.0
@@ -28,7 +29,8 @@ _SLO = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|us|µs)\s*$")
 PLAN_RULE = (
     f"devices = ceil(average rows/s x {HEADROOM} / throughput at the largest measured batch size whose p99 "
     f"meets the SLO); monthly serving = devices x device-hour price x {HOURS_PER_MONTH:g} h "
-    "(CPU: threads x cpu_core_hour_usd; GPU: gpu_hour_usd_by_model by name, else gpu_hour_usd)"
+    "(CPU: threads x cpu_core_hour_usd; GPU: gpu_hour_usd_by_model by name, else gpu_hour_usd; "
+    "priced like the training cost)"
 )
 
 
@@ -70,19 +72,15 @@ class Plan:
 
 
 def device_hour_usd(row: Row) -> tuple[float | None, str]:
-    """The price of one serving device per hour from the trial's price table, or None and why."""
-    prices = row.config.get("prices") or {}
+    """One serving device per hour, priced as the trial's training was (measure.cost), or None and why."""
+    from costbench.measure.cost import held_units, unit_hour_usd  # imports torch: only when planning
+
+    prices = PricesConfig.model_validate(row.config.get("prices") or {})
     device = str(row.details.get("device") or row.config.get("device") or "cpu")
-    if device.startswith("cuda"):
-        name = str(row.details.get("gpu") or "")
-        named = [k for k in prices.get("gpu_hour_usd_by_model", {}) if name and k.lower() in name.lower()]
-        if named:
-            return float(prices["gpu_hour_usd_by_model"][max(named, key=len)]), ""
-        return float(prices.get("gpu_hour_usd", math.nan)), ""
     threads = row.details.get("threads") or row.config.get("threads")
-    if not threads:
+    if not device.startswith("cuda") and not threads:
         return None, "thread count not recorded, so the CPU price is unknown"
-    return float(threads) * float(prices.get("cpu_core_hour_usd", math.nan)), ""
+    return unit_hour_usd(device, row.details.get("gpu"), prices) * held_units(device, threads or 1), ""
 
 
 def plan_one(row: Row, rate: float, slo_ms: float, retrains: float) -> Plan:
