@@ -10,7 +10,8 @@ The two differ by design in small ways: costbench times every call on its own an
 distinct batches of rows; blocked_autorange times blocks of calls on one batch and reports the median
 block mean (so per-call outliers pull it up a little). Both run under the machine-wide latency lock.
 
-    .venv/bin/python benchmarks/latency_agreement.py --models mlp:s,mlp:m,transformer:xs --batch-sizes 1,256
+    .venv/bin/python benchmarks/latency_agreement.py --models mlp:s,mlp:m,transformer:xs --batch-sizes 1,256 \
+        --threads 1   # on a shared box: more threads than free cores makes OpenMP barriers stall
 """
 
 from __future__ import annotations
