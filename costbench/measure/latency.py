@@ -175,6 +175,7 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
         round_p50s: dict[int, list[float]] = {b: [] for b in sizes}
         seconds = dict.fromkeys(sizes, 0.0)
         with latency_lock(lock_path) as lock_wait_s:
+            load_before = os.getloadavg()[0]
             probe_before = gemm_probe_ms(device, timed)
             warm = {b: _warm_up(fn, batches[b], timed, serve.warmup) for b in sizes}
             gc_was_enabled = gc.isenabled()
@@ -191,6 +192,7 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
                 if gc_was_enabled:
                     gc.enable()
             probe_after = gemm_probe_ms(device, timed)
+            load_after = os.getloadavg()[0]
 
     drift = abs(probe_after - probe_before) / probe_before
     by_batch = {}
@@ -208,7 +210,10 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
         "batch_sizes": by_batch,
         "probe": {"before_ms": probe_before, "after_ms": probe_after, "drift": drift,
                   "noisy": drift > NOISY_DRIFT, "threshold": NOISY_DRIFT,
-                  "what": f"median of {PROBE_REPS} float32 {PROBE_SIZE}x{PROBE_SIZE} matmuls"},
+                  "what": f"median of {PROBE_REPS} float32 {PROBE_SIZE}x{PROBE_SIZE} matmuls",
+                  # a median shrugs off steady contention that still fattens the tail: show the load too
+                  "loadavg_1m_before": load_before, "loadavg_1m_after": load_after,
+                  "usable_cores": len(os.sched_getaffinity(0))},
         "timer": timer_name,
         "percentile_method": PERCENTILE_METHOD,
         "device": str(device),
