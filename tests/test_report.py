@@ -284,6 +284,11 @@ def test_every_file_is_written_and_valid(tmp_path: Path) -> None:
     assert (front["rank"] == 1).all()
     assert front["auc_std"].notna().all()
 
+    # a re-render that can draw nothing leaves no stale plot behind
+    report, _, _ = render(run, format="none", where=["auc>2"])
+    assert list(run.glob("*.png")) == []
+    assert report.summary[-1] == "no plots: no trial left to show"
+
 
 def test_printed_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # plots are checked above; leaving them out keeps four renders fast

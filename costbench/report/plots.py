@@ -22,25 +22,30 @@ PRECISION_COLOURS = {"fp32": "tab:blue", "fp16": "tab:orange", "bf16": "tab:gree
 
 
 def write_plots(report: Report, out_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Write every plot the data allows; returns {title: path} and a note for each plot left out."""
+    """Write every plot the data allows; returns {title: path} and a note for each plot left out.
+
+    A plot left out this time is also deleted, so an older one never passes for this run's.
+    """
     plots: dict[str, Path] = {}
     notes: list[str] = []
     for cost in COSTS:
-        rows = [r for r in report.rows if _xy(r, cost) is not None]
-        if not rows:
-            notes.append(f"no plot of auc against {cost}: no ranked trial has both")
-            continue
         path = out_dir / f"auc_vs_{cost}.png"
-        _quality_against(rows, cost, path)
-        plots[f"AUC against {cost}"] = path
+        rows = [r for r in report.rows if _xy(r, cost) is not None]
+        if rows:
+            _quality_against(rows, cost, path)
+            plots[f"AUC against {cost}"] = path
+        else:
+            path.unlink(missing_ok=True)
+            notes.append(f"no plot of auc against {cost}: no ranked trial has both")
+    path = out_dir / "latency_vs_batch.png"
     front = [r for r in report.front if len(_latency_curve(r)[0]) >= 2]
     if front:
-        path = out_dir / "latency_vs_batch.png"
         _latency_against_batch(front, path)
         plots["p99 latency against batch size (front)"] = path
     else:
+        path.unlink(missing_ok=True)
         notes.append("no latency-against-batch plot: no front member was measured at two or more batch sizes")
-    return plots, notes
+    return plots, notes if report.rows else ["no plots: no trial left to show"]
 
 
 def _xy(row: Row, cost: str) -> tuple[float, float] | None:
