@@ -19,6 +19,11 @@ LIBRARIES = ("torch", "torchao", "numpy", "pandas", "pydantic", "typer", "rich",
              "pyarrow", "ray")
 
 
+def usable_cores() -> int | None:
+    """Cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def cpu_info() -> dict[str, Any]:
     model, flags = platform.processor() or platform.machine(), set()
     try:
@@ -35,7 +40,7 @@ def cpu_info() -> dict[str, Any]:
     return {
         "model": model,
         "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "usable_cores": usable_cores(),
         "flags": {flag: flag in flags for flag in PRECISION_FLAGS},
     }
 

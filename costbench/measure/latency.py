@@ -39,6 +39,7 @@ import torch
 
 from costbench.data import Split
 from costbench.measure.energy import EnergyMeter
+from costbench.measure.environment import usable_cores
 from costbench.measure.stats import PERCENTILE_METHOD, early_stopping_percentile, percentiles
 from costbench.spec import ServeConfig
 
@@ -213,7 +214,7 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
                   "what": f"median of {PROBE_REPS} float32 {PROBE_SIZE}x{PROBE_SIZE} matmuls",
                   # a median shrugs off steady contention that still fattens the tail: show the load too
                   "loadavg_1m_before": load_before, "loadavg_1m_after": load_after,
-                  "usable_cores": len(os.sched_getaffinity(0))},
+                  "usable_cores": usable_cores()},
         "timer": timer_name,
         "percentile_method": PERCENTILE_METHOD,
         "device": str(device),
