@@ -317,3 +317,22 @@ def test_planner_in_the_report_says_when_nothing_meets_the_slo(tmp_path: Path) -
     totals = [p.total_usd_month for p in report.plans or []]
     assert totals[-1] is None  # s/fp32 has p99 2 ms at batch 1: cannot meet 1.2 ms
     assert totals[:-1] == sorted(totals[:-1])  # type: ignore[type-var]
+
+
+def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from costbench.cli import app
+
+    monkeypatch.setattr("costbench.report.files.write_plots", lambda report, out: ({}, []))
+    run = write_run(tmp_path)
+    result = CliRunner().invoke(app, ["report", str(run), "--where", "p99_mz<=1"])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(app, ["report", str(run), "--by", "precision", "--where", "auc>=0.7",
+                                      "--objectives", "auc:max,p99_ms:min", "--min-quality", "0.9",
+                                      "--traffic", "1M/day", "--slo-p99", "20ms", "--retrains-per-month", "4",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["by"] == "precision"
+    assert [p["batch_size"] for p in document["plan"]] == [64, 64, 64]
