@@ -96,8 +96,7 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
 
     phase("latency")
     memory.reset()
-    with EnergyMeter(device) as serve_energy:
-        latency = measure_latency(served.fn, data.test, cfg.serve, device)
+    latency = measure_latency(served.fn, data.test, cfg.serve, device)
     serve_peak_mb = memory.peak_mb()
 
     metrics: dict[str, Any] = dict(quality)
@@ -121,7 +120,7 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
         train_energy_j=train_energy.joules,
     )
     metrics.update(train_cost_usd(train_seconds, device, threads, gpu_name, cfg.prices))
-    metrics.update(_latency_metrics(latency, cfg, device, threads, gpu_name, serve_energy.joules))
+    metrics.update(_latency_metrics(latency, cfg, device, threads, gpu_name))
 
     details = {
         "hparams": hparams,
@@ -132,32 +131,27 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
         "training": {k: v for k, v in vars(trained).items() if k != "best_state"},
         "latency": latency,
         "memory_method": memory.method,
-        "energy": {"train": train_energy.why_unavailable, "serve": serve_energy.why_unavailable},
+        "energy": {"train": train_energy.why_unavailable, "serve": latency["energy_why_unavailable"]},
         "data": data.summary,
     }
     return metrics, details
 
 
 def _latency_metrics(latency: dict[str, Any], cfg: TrialConfig, device: torch.device, threads: int,
-                     gpu_name: str | None, serve_joules: float | None) -> dict[str, Any]:
+                     gpu_name: str | None) -> dict[str, Any]:
     """Headline serving metrics at the objective batch size, and every batch size as 'name@batch'."""
     from costbench.measure.cost import serve_cost_per_million_usd
 
     metrics: dict[str, Any] = {}
     headline = str(cfg.serve.objective_batch_size)
-    rows_served = 0
     for batch, stats in latency["batch_sizes"].items():
-        rows_served += stats["n"] * int(batch)
-        cost = serve_cost_per_million_usd(stats["throughput"], device, threads, gpu_name, cfg.prices)
-        for name in ("p50_ms", "p90_ms", "p99_ms", "p99_upper_ms", "mean_ms", "cold_ms", "throughput"):
-            metrics[f"{name}@{batch}"] = stats[name]
-            if str(batch) == headline:
-                metrics[name] = stats[name]
-        metrics[f"serve_cost_per_million_usd@{batch}"] = cost
-        if str(batch) == headline:
-            metrics["serve_cost_per_million_usd"] = cost
+        values = {name: stats[name] for name in ("p50_ms", "p90_ms", "p99_ms", "p99_upper_ms", "mean_ms", "cold_ms",
+                                                 "throughput")}
+        values["serve_cost_per_million_usd"] = serve_cost_per_million_usd(
+            stats["throughput"], device, threads, gpu_name, cfg.prices)
+        values["serve_energy_per_1k_j"] = stats["energy_per_1k_j"]
+        metrics.update({f"{name}@{batch}": value for name, value in values.items()})
+        if batch == headline:
+            metrics.update(values)
     metrics["probe_drift"] = latency["probe"]["drift"]
-    metrics["serve_energy_per_1k_j"] = (
-        serve_joules / rows_served * 1000 if serve_joules is not None and rows_served else None
-    )
     return metrics
