@@ -90,12 +90,15 @@ def report_json(report: Report) -> str:
 
 
 def markdown_table(data: TableData) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+    def escape(cell: str) -> str:
+        return cell.replace("|", "\\|").replace("*", "\\*")
 
-    body = [line([f"**{c}**" if front and c else c for c in cells])
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    body = [line([f"**{escape(c)}**" if front and c else escape(c) for c in cells])
             for cells, front in zip(data.cells, data.front, strict=True)]
-    return "\n".join([line(data.headers), line(["---"] * len(data.headers)), *body])
+    return "\n".join([line([escape(h) for h in data.headers]), line(["---"] * len(data.headers)), *body])
 
 
 def markdown(report: Report) -> str:

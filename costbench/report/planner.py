@@ -112,6 +112,7 @@ def plan_one(row: Row, rate: float, slo_ms: float, retrains: float) -> Plan:
 
 
 def plan_serving(rows: list[Row], rate: float, slo_ms: float, retrains: float = 0.0) -> list[Plan]:
-    """A plan per row, cheapest monthly total first; rows that cannot meet the SLO or be priced last."""
+    """A plan per row, cheapest monthly total first (higher AUC first at equal cost); unpriced last."""
     plans = [plan_one(r, rate, slo_ms, retrains) for r in rows]
-    return sorted(plans, key=lambda p: (p.total_usd_month is None, p.total_usd_month or 0.0))
+    return sorted(plans, key=lambda p: (p.total_usd_month is None, p.total_usd_month or 0.0,
+                                        -(p.row.metrics.get("auc") or 0.0)))
