@@ -336,3 +336,16 @@ def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     document = json.loads(result.stdout)
     assert document["by"] == "precision"
     assert [p["batch_size"] for p in document["plan"]] == [64, 64, 64]
+
+
+def test_identical_trials_are_marked_as_ties(tmp_path: Path) -> None:
+    same = {"auc": 0.9, "train_cost_usd": 0.5, "p99_ms": 0.5}  # both xs trials: best on every objective
+
+    def outcome(trial: Trial) -> tuple[str, dict[str, Any]]:
+        return "ok", hand_metrics(trial) if trial.axes["model.size"] == "s" else dict(same)
+
+    report, _ = build(write_run(tmp_path, outcome=outcome))
+    labels = {(r.axes["model.size"], r.axes["precision"]): trials_table(report).cells[i][0]
+              for i, r in enumerate(report.rows)}
+    assert sorted([labels["xs", "fp32"], labels["xs", "int8"]]) == ["1=", "1= *"]
+    assert labels["s", "fp32"] == "2" and labels["s", "int8"] == "3"
