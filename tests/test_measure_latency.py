@@ -98,3 +98,28 @@ def test_cuda_path_times_each_call_with_events(tmp_path):
     result = measure_latency(fn, _split(), FAST, torch.device("cuda"), lock_path=tmp_path / "lock")
     _check_invariants(result, FAST)
     assert result["timer"].startswith("cuda_event")
+
+
+def test_rounds_visit_batch_sizes_round_robin_starting_one_later_each_round(tmp_path):
+    serve = ServeConfig(batch_sizes=[1, 2, 3], warmup=1, min_calls=663, min_seconds=0, rounds=3)
+    sizes: list[int] = []
+
+    def fn(numeric, *rest):
+        if not sizes or sizes[-1] != numeric.shape[0]:
+            sizes.append(numeric.shape[0])
+        return numeric
+
+    measure_latency(fn, _split(), serve, "cpu", lock_path=tmp_path / "lock")
+    warm_up, rounds = sizes[:3], sizes[3:]
+    assert warm_up == [1, 2, 3]
+    assert rounds == [1, 2, 3, 2, 3, 1, 3, 1, 2]
+
+
+def test_probe_drift_over_threshold_marks_the_run_noisy(tmp_path, monkeypatch):
+    from costbench.measure import latency
+
+    probes = iter([2.0, 2.5])  # 25% slower after than before
+    monkeypatch.setattr(latency, "gemm_probe_ms", lambda device, timed: next(probes))
+    result = measure_latency(lambda *x: x[0], _split(), FAST, "cpu", lock_path=tmp_path / "lock")
+    assert result["probe"]["drift"] == pytest.approx(0.25)
+    assert result["probe"]["noisy"] is True
