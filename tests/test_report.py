@@ -348,4 +348,4 @@ def test_identical_trials_are_marked_as_ties(tmp_path: Path) -> None:
     labels = {(r.axes["model.size"], r.axes["precision"]): trials_table(report).cells[i][0]
               for i, r in enumerate(report.rows)}
     assert sorted([labels["xs", "fp32"], labels["xs", "int8"]]) == ["1=", "1= *"]
-    assert labels["s", "fp32"] == "2" and labels["s", "int8"] == "3"
+    assert labels["s", "fp32"] == labels["s", "int8"] == "2"  # a trade-off between them, not a tie
