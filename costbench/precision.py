@@ -122,6 +122,8 @@ class Int8Policy(PrecisionPolicy):
                             quantize: QuantizeConfig, compile: bool) -> Served:
         """Quantize ``model`` in place; torchao schemes are compiled unless ``quantize.compile`` is false."""
         model.eval()
+        if quantize.scheme in TORCHAO_SCHEMES:
+            _torchao()  # imported before the clock starts: its import is not quantization time
         start = time.perf_counter()
         quantized = _quantize(model, quantize.scheme)
         seconds = time.perf_counter() - start
@@ -291,7 +293,13 @@ def _torchao() -> Any:
 
 @cache
 def _probe(policy: PrecisionPolicy, device: torch.device, family: str, quantize: QuantizeConfig) -> str | None:
-    """Run the policy's training step and serving call on a tiny ``family`` model; None or why it failed."""
+    """Run the policy's training step and serving call on a tiny ``family`` model; None or why it failed.
+    The random state is restored afterwards, so probing never changes what a seeded trial computes."""
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        return _run_probe(policy, device, family, quantize)
+
+
+def _run_probe(policy: PrecisionPolicy, device: torch.device, family: str, quantize: QuantizeConfig) -> str | None:
     model, inputs = _tiny_model(family, device)
     label = f"{policy.name}" + (f" {quantize.scheme}" if policy.name == "int8" else "")
     where = "training step"
@@ -310,7 +318,7 @@ def _probe(policy: PrecisionPolicy, device: torch.device, family: str, quantize:
     except Unsupported as exc:
         return str(exc)
     except (NotImplementedError, RuntimeError) as exc:
-        module = f" in nn.{stack[-1]}" if stack and where != "training backward" else ""
+        module = f" in {stack[-1]}" if stack and where != "training backward" else ""
         return (f"{label} on {device.type} cannot run {family} with torch {torch.__version__}: "
                 f"{where}{module} failed: {_first_line(exc)}")
     return None
