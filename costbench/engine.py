@@ -59,8 +59,8 @@ def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Con
     """Run what is left of a sweep; returns the exit status (0 done, 1 stopped by --fail-fast, 130 Ctrl-C)."""
     try:
         return _run_sweep(sweep, options, console, stderr)
-    except KeyboardInterrupt:  # before the trials started (Ctrl-C while they run is handled in _run)
-        stderr.print("interrupted before any trial started; nothing was recorded", highlight=False)
+    except KeyboardInterrupt:  # outside the trial loop (Ctrl-C while trials run is handled in _run)
+        stderr.print("interrupted; every record written so far is kept", highlight=False)
         return EXIT_INTERRUPTED
 
 
@@ -81,13 +81,16 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
         todo, counts = plan_resume(sweep.trials, latest_records(records), options.retry_failed)
         _say_resume(sweep.trials, records, counts, options.retry_failed, console)
         executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
-        write_sweep_file(run_dir, sweep)
-        write_environment(run_dir, settings, stderr)
         try:
-            outcome = _run(executor, todo, store, counts, options, console)
+            write_sweep_file(run_dir, sweep)
+            write_environment(run_dir, settings, stderr)
+            outcome = _run(executor, todo, store, counts, options, console) if executor else _Outcome()
         finally:
-            executor.close()
+            if executor is not None:
+                executor.close()
             write_data_summary(run_dir)
+        if executor is None:
+            console.print("nothing to run: every trial of this sweep has a record", highlight=False)
     return _finish(sweep, run_dir, options, outcome, console, stderr)
 
 
@@ -220,7 +223,7 @@ def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Coun
 
 
 def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,
-                   stderr: Console) -> tuple[Executor, dict[str, Any]]:
+                   stderr: Console) -> tuple[Executor | None, dict[str, Any]]:
     spec = sweep.spec.executor
     kind = options.executor or spec.kind
     workers = options.workers or spec.workers
@@ -245,6 +248,8 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
         "trials_to_run": len(todo),
         "started_at": utc_now(),
     }
+    if not todo:
+        return None, settings
     executor = make_executor(kind, workers=workers, threads=threads, trial_timeout=settings["trial_timeout"],
                              retries=settings["retries"], address=settings["address"],
                              runtime_env=spec.runtime_env, trial_fn=trial_fn)
@@ -265,9 +270,6 @@ class _Outcome:
 def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
          console: Console) -> _Outcome:
     outcome = _Outcome()
-    if not todo:
-        console.print("nothing to run: every trial of this sweep has a record", highlight=False)
-        return outcome
     start = time.monotonic()
     with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
             _ctrl_c(executor, progress, outcome):

@@ -1,9 +1,10 @@
 """Trial functions for testing the engine: they behave by the trial's ``seed`` instead of training.
 
 seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfault, 4 hang,
-5 ok after a longer sleep (for interrupting a sweep mid-run), 6 ok after printing to stderr,
-7 hang and ignore SIGTERM. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there, so a
-test can check that no trial process outlives its sweep.
+6 ok after printing to stderr,
+7 hang and ignore SIGTERM, 8 ok once the file named by COSTBENCH_FAKE_HOLD is gone (so a test can
+interrupt a sweep at a known point). With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
+so a test can check that no trial process outlives its sweep.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import yaml
 from costbench.record import make_record, utc_now
 
 QUICK_S = 0.05
-SLOW_S = 1.5
 
 
 def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -50,7 +50,9 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
         while True:
             time.sleep(1)
     phase("train 1/1")
-    time.sleep(SLOW_S if behaviour == 5 else QUICK_S)
+    while behaviour == 8 and os.path.exists(os.environ["COSTBENCH_FAKE_HOLD"]):
+        time.sleep(QUICK_S)
+    time.sleep(QUICK_S)
     if behaviour == 6:
         print("chatty trial", file=sys.stderr)
     import torch

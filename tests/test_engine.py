@@ -111,3 +111,23 @@ def test_resume_command_repeats_the_options_that_shape_the_run(tmp_path):
     assert resume_command(tmp_path / "my run", options) == (
         f"costbench sweep '{tmp_path}/my run/sweep.yaml' --out '{tmp_path}/my run' --workers 2 "
         "--trial-timeout 30 --retry-failed")
+
+
+def test_live_progress_shows_running_trials_their_phase_and_the_counts(tmp_path):
+    from collections import Counter
+
+    from costbench.progress import SweepProgress
+
+    todo = load_sweep(write_sweep(tmp_path, [0, 1])).trials
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160)
+    with SweepProgress(console, todo, done=3, counts=Counter(ok=2, failed=1)) as progress:
+        progress.started(todo[0].id)
+        progress.phase(todo[0].id, "train 2/5")
+        progress._progress.refresh()
+        assert f"{todo[0].id} seed=0  train 2/5" in out.getvalue()
+        progress.finished({"id": todo[0].id, "status": "failed", "reason": "ValueError: boom"})
+        progress._progress.refresh()
+    text = out.getvalue()
+    assert "ok 2  failed 2  skipped 0" in text and "4/5" in text
+    assert f"failed  {todo[0].id} seed=0  ValueError: boom" in text

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 def driver_env(pid_dir: Path) -> dict[str, str]:
-    return {**os.environ, TRIAL_FN_ENV: "tests.fake_trials:by_seed", "COSTBENCH_FAKE_PID_DIR": str(pid_dir)}
+    return {**os.environ, TRIAL_FN_ENV: "tests.fake_trials:by_seed", "COSTBENCH_FAKE_PID_DIR": str(pid_dir),
+            "COSTBENCH_FAKE_HOLD": str(pid_dir / "hold")}
 
 
 def start(args: list[str], pid_dir: Path) -> subprocess.Popen:
@@ -69,14 +70,15 @@ def ids(run_dir: Path) -> list[str]:
 
 
 def test_kill_9_then_a_rerun_completes_exactly_the_missing_trials(tmp_path):
-    sweep_file = write_sweep(tmp_path, [500, 501, 502, 503])
+    sweep_file = write_sweep(tmp_path, [0, 1, 800, 801])  # 800 and 801 wait for the hold file to go
     out, pids = tmp_path / "run", tmp_path / "pids"
     pids.mkdir()
+    (pids / "hold").touch()
     wanted = {t.id for t in load_sweep(sweep_file).trials}
     args = ["sweep", str(sweep_file), "--out", str(out), "--workers", "2"]
 
     driver = start(args, pids)
-    wait_for(lambda: len(ids(out)) >= 2, "two records")
+    wait_for(lambda: len(ids(out)) == 2 and len(trial_pids(pids)) == 4, "two records and two held trials")
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=30)
     before = (out / "trials.jsonl").read_bytes()
@@ -86,6 +88,7 @@ def test_kill_9_then_a_rerun_completes_exactly_the_missing_trials(tmp_path):
 
     with open(out / "trials.jsonl", "ab") as handle:  # and the power went out mid-write, too
         handle.write(b'{"id": "torn", "sta')
+    (pids / "hold").unlink()
 
     again = run(args, pids)
     assert again.returncode == 0, again.stderr
@@ -99,19 +102,22 @@ def test_kill_9_then_a_rerun_completes_exactly_the_missing_trials(tmp_path):
 
 
 def test_second_driver_is_locked_out_and_ctrl_c_keeps_records_and_resumes(tmp_path):
-    sweep_file = write_sweep(tmp_path, [500, 501, 502, 503])
+    sweep_file = write_sweep(tmp_path, [0, 800, 801])  # 800 and 801 wait for the hold file to go
     out, pids = tmp_path / "run", tmp_path / "pids"
     pids.mkdir()
+    (pids / "hold").touch()
     wanted = {t.id for t in load_sweep(sweep_file).trials}
     args = ["sweep", str(sweep_file), "--out", str(out), "--workers", "1"]
 
     first = start(args, pids)
-    wait_for(lambda: len(ids(out)) >= 1 and (out / LOCK_FILE).read_text(), "the first record")
+    wait_for(lambda: len(ids(out)) == 1 and len(trial_pids(pids)) == 2, "a record and a held trial")
+    assert (out / LOCK_FILE).read_text()
 
     second = run(args, pids)
     assert second.returncode == 2
-    assert second.stderr.count("\n") == 1 and "another sweep is writing this run directory" in second.stderr
-    assert f"pid {first.pid} " in second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "another sweep is writing this run directory" in errors[0]
+    assert f"pid {first.pid} " in errors[0]
 
     os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, stderr = first.communicate(timeout=60)
@@ -119,6 +125,7 @@ def test_second_driver_is_locked_out_and_ctrl_c_keeps_records_and_resumes(tmp_pa
     records, warnings = read_records(out)
     assert warnings == [] and {r["status"] for r in records} == {"ok"}  # the ended trial left no record
     assert_no_trial_outlives(pids)
+    (pids / "hold").unlink()
     resume = next(line for line in stderr.splitlines() if line.startswith("resume with: "))
     command = shlex.split(resume.removeprefix("resume with: "))
     assert command[:2] == ["costbench", "sweep"]

@@ -25,6 +25,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,14 @@ class LocalExecutor(Executor):
         self._wake_r, self._wake_w = os.pipe()
         self._tmp = tempfile.TemporaryDirectory(prefix="costbench-")
         self._lifeline: Connection | None = None
+        self._start_forkserver()  # its imports overlap with whatever the driver does before run()
+
+    def _start_forkserver(self) -> Any:
+        """The forkserver context, its server started (once per driver) with torch and the trial preloaded."""
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([*PRELOAD, self.trial_fn.partition(":")[0]])
+        forkserver.ensure_running()
+        return ctx
 
     def cancel(self) -> None:
         """Stop launching and end running trials; safe to call from a signal handler."""
@@ -214,8 +223,7 @@ class LocalExecutor(Executor):
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
         plan = plan_workers(trials, self.workers, self.threads)
         gpus = _gpu_count(trials)
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([*PRELOAD, self.trial_fn.partition(":")[0]])
+        ctx = self._start_forkserver()
         self._close_lifeline()
         lifeline, self._lifeline = ctx.Pipe(duplex=False)  # we hold the sending end until close()
         pending = deque(trials)
