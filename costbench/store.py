@@ -64,11 +64,16 @@ def latest_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    """One record as one line of strict JSON. NaN/inf have no JSON form: they are written as null (n/a)."""
+    """One record as one line of strict JSON. NaN/inf have no JSON form: they are written as null (n/a).
+
+    numpy scalars are written as the numbers they hold; anything else JSON cannot hold becomes its str().
+    """
     return (json.dumps(_finite(record), allow_nan=False, ensure_ascii=False, default=str) + "\n").encode()
 
 
 def _finite(value: Any) -> Any:
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # a numpy scalar (np.float32 is no float) becomes the number it holds
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

@@ -26,11 +26,15 @@ def test_appended_records_read_back_in_order(tmp_path):
 
 
 def test_non_finite_numbers_are_written_as_null_so_the_file_stays_strict_json(tmp_path):
+    import numpy as np
+
     with RunStore(tmp_path) as store:
-        store.append(record("t0", auc=float("nan"), p99_ms=float("inf")))
+        store.append(record("t0", auc=float("nan"), p99_ms=float("inf"), p50_ms=np.float32(0.5),
+                            params=np.int64(7), throughput=np.float64(np.nan)))
     line = (tmp_path / TRIALS_FILE).read_text()
     assert "NaN" not in line and "Infinity" not in line
-    assert json.loads(line)["metrics"] == {"auc": None, "p99_ms": None}
+    assert json.loads(line)["metrics"] == {"auc": None, "p99_ms": None, "p50_ms": 0.5, "params": 7,
+                                           "throughput": None}
 
 
 def test_append_after_a_torn_last_line_keeps_the_next_record_whole(tmp_path):

@@ -64,11 +64,9 @@ def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: i
     ``threads`` setting is respected (never substituted) and counts against the cores.
     """
     cores = cores or usable_cores()
-    all_cuda = bool(trials) and all(t.config["device"].startswith("cuda") for t in trials)
-    if all_cuda and gpus is None:
-        from costbench.measure.environment import cuda_device_count
-
-        gpus = cuda_device_count()
+    if gpus is None:
+        gpus = _gpu_count(trials)
+    all_cuda = bool(trials) and all(_on_gpu(t.config["device"], gpus) for t in trials)
     default_workers = max(1, gpus or 0) if all_cuda else cores
     if threads is None:
         threads = max(1, cores // (workers or default_workers)) if all_cuda else 1
@@ -234,7 +232,8 @@ class LocalExecutor(Executor):
             while pending and free_slots and not self._cancelled:
                 trial = pending.popleft()
                 slots[trial.id] = free_slots.pop(0)
-                cuda = str(slots[trial.id] % gpus) if gpus > 1 and trial.config["device"] == "cuda" else None
+                spread = gpus > 1 and trial.config["device"] in ("cuda", "auto")  # cuda:N chose its GPU
+                cuda = str(slots[trial.id] % gpus) if spread else None
                 running.append(self._launch(ctx, trial, plan.threads, cuda, lifeline))
                 for job in running:
                     job.concurrent = max(job.concurrent, len(running))
@@ -256,7 +255,7 @@ class LocalExecutor(Executor):
         for job in running:
             for _ in self._drain(job):
                 pass
-        done = [job for job in running if job.outcome is not None and job.outcome[0] == "result"]
+        done = [job for job in running if job.outcome is not None]
         self._end([job for job in running if job not in done])
         for job in done:
             record = self._finished(job, dead=True)
@@ -300,6 +299,10 @@ class LocalExecutor(Executor):
                 message = job.conn.recv()
             except (EOFError, OSError):
                 job.closed = True
+                return
+            except Exception as exc:  # a message this process cannot unpickle
+                job.outcome = ("error", {"type": type(exc).__name__, "traceback": [],
+                                         "message": f"the trial's message could not be read: {exc}"})
                 return
             kind = message[0]
             if kind == "ready":
@@ -363,8 +366,13 @@ class LocalExecutor(Executor):
             job.conn.close()
 
 
+def _on_gpu(device: str, gpus: int) -> bool:
+    return device.startswith("cuda") or (device == "auto" and gpus > 0)
+
+
 def _gpu_count(trials: Sequence[Trial]) -> int:
-    if not any(t.config["device"] == "cuda" for t in trials):
+    """GPUs on this machine, asked only when some trial may use one (the query imports torch)."""
+    if not any(t.config["device"].startswith("cuda") or t.config["device"] == "auto" for t in trials):
         return 0
     from costbench.measure.environment import cuda_device_count
 
