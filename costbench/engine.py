@@ -300,6 +300,7 @@ def _ctrl_c(executor: Executor, progress: SweepProgress, outcome: _Outcome) -> I
 
     def handler(signum: int, frame: Any) -> None:
         if outcome.interrupted:
+            progress.abandon()
             os._exit(EXIT_INTERRUPTED)
         outcome.interrupted = True
         progress.note("interrupted: ending the running trials and keeping every finished record "
@@ -350,11 +351,8 @@ def resume_command(run_dir: Path, options: SweepOptions) -> str:
 
 
 def _report(sweep: Sweep, run_dir: Path, console: Console, stderr: Console) -> None:
-    try:
-        from costbench.report import ReportOptions, render_report
-    except ImportError:
-        stderr.print(f"(the report is not available in this build; run `costbench report {run_dir}` later)")
-        return
+    from costbench.report import ReportOptions, render_report
+
     options = ReportOptions(objectives=",".join(sweep.spec.objectives), by=None, where=[], min_quality=0.99,
                             traffic=None, slo_p99=None, retrains_per_month=0.0, format="table")
     try:

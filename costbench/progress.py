@@ -113,6 +113,12 @@ class SweepProgress:
         else:
             self.console.out(text, highlight=False)
 
+    def abandon(self) -> None:
+        """Before leaving at once (second Ctrl-C): give the terminal its cursor back."""
+        if self._progress is not None:
+            self.console.show_cursor(True)
+            self.console.line()
+
     def _summary(self) -> str:
         return "trials  " + "  ".join(f"{s} {self.counts[s]}" for s in ("ok", "failed", "skipped"))
 
