@@ -3,15 +3,19 @@ crashes and timeouts as failed records, cancel kills running trials, and no node
 
 from __future__ import annotations
 
+import io
+import signal
 import time
 
 import pytest
+from rich.console import Console
 
+from costbench.engine import TRIAL_FN_ENV, SweepOptions, run_sweep
 from costbench.errors import UserError
 from costbench.executors import make_executor
-from costbench.executors.local import LocalExecutor
 from costbench.executors.ray import RayExecutor, task_options
 from costbench.spec import load_sweep
+from costbench.store import read_records
 from tests import ray_cluster
 from tests.fake_trials import write_sweep
 
@@ -21,6 +25,7 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def cluster():
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a CI timeout's SIGTERM still ends the nodes
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ray_cluster.ENV.items():
             patch.setenv(name, value)
@@ -29,7 +34,12 @@ def cluster():
             yield running
         finally:
             left = ray_cluster.stop_cluster(running)
+            signal.signal(signal.SIGTERM, previous)
     assert left == [], f"Ray processes outlived their cluster: {left}"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def trials(tmp_path, seeds, **extra):
@@ -40,26 +50,19 @@ def finished(events):
     return {e.trial_id: e.record for e in events if e.kind == "finished"}
 
 
-def test_a_sweep_on_two_nodes_gives_the_records_the_local_executor_gives(cluster, tmp_path):
-    # ok x3, a Python exception, a trial that ends its own process
-    todo = trials(tmp_path, [0, 1, 2, 100, 200], threads=1)
-    executor = make_executor("ray", address=cluster.address, trial_fn=FAKE)
-    assert isinstance(executor, RayExecutor)
-    events = list(executor.run(todo))
-    executor.close()
-    on_ray = finished(events)
-    local = LocalExecutor(workers=2, threads=1, trial_fn=FAKE)
-    on_local = finished(local.run(todo))
-    local.close()
+def test_a_sweep_on_two_nodes_records_what_the_local_executor_records(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv(TRIAL_FN_ENV, FAKE)
+    sweep_file = write_sweep(tmp_path, [0, 1, 2, 100, 200], threads=1)  # ok x3, raises, ends its process
+    on_ray = sweep(sweep_file, tmp_path / "ray", executor="ray", address=cluster.address)
+    on_local = sweep(sweep_file, tmp_path / "local", workers=2)
 
-    assert sorted(on_ray) == sorted(on_local) == sorted(t.id for t in todo)
-    for trial in todo:
-        ray_record, local_record = on_ray[trial.id], on_local[trial.id]
-        assert ray_record["status"] == local_record["status"], trial.config["seed"]
-        assert ray_record["metrics"] == local_record["metrics"]
-        assert (ray_record["id"], ray_record["config"]) == (trial.id, trial.config)
-    by_seed = {t.config["seed"]: on_ray[t.id] for t in todo}
-    assert by_seed[100]["reason"] == on_local[todo[3].id]["reason"] == "ValueError: boom in trial seed 100"
+    assert sorted(on_ray) == sorted(on_local)
+    assert len(on_ray) == 5
+    for trial_id, record in on_ray.items():
+        assert (record["status"], record["metrics"]) == (on_local[trial_id]["status"], on_local[trial_id]["metrics"])
+    by_seed = {r["config"]["seed"]: r for r in on_ray.values()}
+    assert by_seed[100]["reason"] == "ValueError: boom in trial seed 100"
+    assert by_seed[100]["reason"] == next(r["reason"] for r in on_local.values() if r["config"]["seed"] == 100)
     assert by_seed[100]["details"]["error"]["type"] == "ValueError"
     assert by_seed[200]["status"] == "failed" and by_seed[200]["reason"].startswith("worker crashed: ")
 
@@ -67,10 +70,15 @@ def test_a_sweep_on_two_nodes_gives_the_records_the_local_executor_gives(cluster
     assert len({r["pid"] for r in ok}) == 3, "every trial gets a fresh worker process (max_calls=1)"
     assert len({r["details"]["harness"]["node"] for r in ok}) == 2, "both nodes ran trials"
     assert all(r["details"]["harness"]["threads"] == 1 and r["details"]["torch_threads"] == 1 for r in ok)
-    for trial in todo:  # each trial: started first, finished last, exactly once
-        mine = [e.kind for e in events if e.trial_id == trial.id]
-        assert mine[0] == "started" and mine[-1] == "finished" and mine.count("finished") == 1
-    assert [e.phase for e in events if e.trial_id == todo[0].id and e.kind == "phase"] == ["data", "train 1/1"]
+
+
+def sweep(sweep_file, out, **options):
+    code = run_sweep(load_sweep(sweep_file), SweepOptions(out=out, **options),
+                     console=Console(file=io.StringIO()), stderr=Console(file=io.StringIO()))
+    assert code == 0
+    records, warnings = read_records(out)
+    assert warnings == []
+    return {r["id"]: r for r in records}
 
 
 def test_a_trial_past_its_timeout_is_killed_and_failed(cluster, tmp_path):
@@ -80,10 +88,12 @@ def test_a_trial_past_its_timeout_is_killed_and_failed(cluster, tmp_path):
     executor = RayExecutor(address=cluster.address, trial_fn=FAKE, trial_timeout=2,
                            runtime_env={"env_vars": {"COSTBENCH_FAKE_PID_DIR": str(pid_dir)}})
     began = time.monotonic()
-    records = finished(executor.run(todo))
+    events = list(executor.run(todo))
     took = time.monotonic() - began
     executor.close()
-    hung = records[todo[0].id]
+    assert [(e.kind, e.phase) for e in events] == [("started", None), ("phase", "data"), ("phase", "train 1/1"),
+                                                  ("finished", None)]
+    hung = events[-1].record
     assert (hung["status"], hung["reason"]) == ("failed", "timeout after 2 s")
     assert hung["details"]["harness"]["trial_wall_s"] >= 2 and took < 30
     assert_gone(pids_in(pid_dir), "the timed-out trial's worker")

@@ -135,22 +135,32 @@ class RayExecutor(Executor):
                     yield from self._mark_started(job)
                     yield TrialEvent("finished", job.trial.id, record=self._outcome(ref, job))
                 yield from self._end_overdue()
+            if self._refs:  # cancelled: keep the records that already arrived, end the other trials
+                done, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+                for ref in done:
+                    job = self._refs.pop(ref)
+                    yield TrialEvent("finished", job.trial.id, record=self._outcome(ref, job))
         finally:
-            self.cancel()
+            self._end_all()
             if board is not None:
                 ray.kill(board)
 
     def cancel(self) -> None:
-        """Force-cancel every pending task (Ray kills its worker process); ``run`` then returns."""
+        """Stop: ``run`` force-cancels the pending tasks (Ray kills their workers) within a poll and
+        returns. Only sets a flag, so it is safe from a signal handler or another thread."""
         self._cancelled = True
+
+    def close(self) -> None:
+        """End what still runs; disconnect from Ray (ending a local instance) only if we connected."""
+        if ray.is_initialized():
+            self._end_all()
+            if self._owns_ray:
+                ray.shutdown()
+
+    def _end_all(self) -> None:
         for ref in list(self._refs):
             ray.cancel(ref, force=True)
         self._refs.clear()
-
-    def close(self) -> None:
-        """Disconnect from Ray (ending a local instance) only when this executor connected."""
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
 
     def _take_notes(self, notes: list[tuple[str, str, Any]]) -> Iterator[TrialEvent]:
         running = {job.trial.id: job for job in self._refs.values()}
