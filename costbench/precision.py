@@ -186,15 +186,17 @@ def _serving_fn(module: Callable[..., Tensor], input_dtype: torch.dtype | None) 
 
 def _compile(model: nn.Module, input_dtype: torch.dtype | None,
              example: tuple[Tensor, ...]) -> tuple[Callable[..., Tensor], float]:
-    """torch.compile with a dynamic batch dim, warmed at batch >= 2 and at batch 1; returns it and seconds."""
-    compiled = torch.compile(model)
+    """torch.compile with a dynamic batch dim, warmed at batch >= 2 and at batch 1; returns it and the seconds,
+    inductor's first import included (a trial process pays it)."""
     many = tuple(t[:1].expand(2, *t.shape[1:]).contiguous() if len(t) < 2 else t.clone() for t in example)
     for t in many:
         torch._dynamo.mark_dynamic(t, 0)
-    fn = _serving_fn(compiled, input_dtype)
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # torch-internal notices a user can do nothing about
         warnings.filterwarnings("ignore", message=".*_stable_hash_for_caching.*")
+        warnings.filterwarnings("ignore", message=".*torch.jit.script_method. is deprecated.*")
+        compiled = torch.compile(model)
+        fn = _serving_fn(compiled, input_dtype)
         fn(*many)
         fn(*(t[:1] for t in many))
     return compiled, time.perf_counter() - start
