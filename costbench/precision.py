@@ -198,7 +198,7 @@ def _compile(model: nn.Module, input_dtype: torch.dtype | None,
         compiled = torch.compile(model)
         fn = _serving_fn(compiled, input_dtype)
         fn(*many)
-        fn(*(t[:1] for t in many))
+        fn(*(t[:1].clone() for t in many))
     return compiled, time.perf_counter() - start
 
 

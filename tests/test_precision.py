@@ -4,6 +4,7 @@ and as good as its fp32 twin, bf16 is as good as fp32, and what cannot run says 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from costbench import precision
+from costbench.data import PreparedData, Split
 from costbench.evaluate import evaluate
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model
@@ -35,8 +37,9 @@ def _train(precision_name: str, family: str, size: str, data, epochs: int = 2) -
     return model
 
 
-def _serve(precision_name: str, model: nn.Module, data, quantize: QuantizeConfig = EAGER, compile: bool = False):
-    example = data.test.inputs(slice(0, 8))
+def _serve(precision_name: str, model: nn.Module, data, quantize: QuantizeConfig = EAGER, compile: bool = False,
+           example_rows: int = 8):
+    example = data.test.inputs(slice(0, example_rows))
     return get_policy(precision_name).prepare_for_serving(model, example, CPU, quantize, compile)
 
 
@@ -243,14 +246,30 @@ def test_unknown_precision_is_rejected():
 # ------------------------------------------------------------------------------------- compile
 
 
-def test_int8_is_served_compiled_by_default_for_every_batch_size(small):
-    model = _train("fp32", "mlp", "xs", small)
-    eager = _serve("int8", copy.deepcopy(model), small)
-    compiled = _serve("int8", model, small, QuantizeConfig())
+def _without_sequences(data: PreparedData) -> PreparedData:
+    """The same rows as tabular data: [n, 0] sequence tensors, as a CSV source gives them."""
+    def strip(split: Split) -> Split:
+        return dataclasses.replace(split, items=split.items[:, :0].contiguous(),
+                                   item_categories=split.item_categories[:, :0].contiguous())
+
+    schema = dataclasses.replace(data.schema, sequence_length=0)
+    return dataclasses.replace(data, schema=schema, train=strip(data.train), val=strip(data.val),
+                               test=strip(data.test))
+
+
+@pytest.mark.parametrize("sequences", [True, False])
+def test_int8_is_compiled_by_default_once_for_every_batch_size(sequences, small):
+    data = small if sequences else _without_sequences(small)
+    model = _train("fp32", "mlp", "xs", data)
+    eager = _serve("int8", copy.deepcopy(model), data)
+    # the trial passes its objective batch as the example: 1 row by default
+    compiled = _serve("int8", model, data, QuantizeConfig(), example_rows=1)
     assert compiled.info["compiled"] is True and compiled.info["compile_seconds"] > 0
-    for rows in (1, 3, 64):
-        inputs = small.test.inputs(slice(0, rows))
+    frames = torch._dynamo.utils.counters["frames"]["ok"]
+    for rows in (1, 3, 64, 1):
+        inputs = tuple(t.clone() for t in data.test.inputs(slice(0, rows)))
         torch.testing.assert_close(compiled.fn(*inputs), eager.fn(*inputs), atol=1e-4, rtol=1e-4)
+    assert torch._dynamo.utils.counters["frames"]["ok"] == frames  # no compilation left for serving time
 
 
 def test_a_compile_failure_fails_when_asked_for_and_falls_back_when_defaulted(monkeypatch, small):
