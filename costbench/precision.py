@@ -84,7 +84,7 @@ class PrecisionPolicy:
                 return f"device {device}: CUDA not available on this machine"
             if device.index is not None and device.index >= torch.cuda.device_count():
                 return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        return _probe(self, torch.device(device.type), family, quantize)
+        return _probe(self, device, family, quantize)
 
     def autocast(self, device: torch.device) -> AbstractContextManager[Any]:
         if self.dtype == torch.float32:
@@ -259,7 +259,8 @@ _IMPORT_NOTES: list[str] = []
 
 
 class _DropKnownNoise(logging.Filter):
-    """Drops torchao's import chatter that is harmless here, keeping a note of it; passes all else."""
+    """Drops a log line holding all of ``fragments`` (harmless import chatter), keeping a note of kernel
+    libraries that did not load; passes every other line."""
 
     def __init__(self, fragments: tuple[str, ...]) -> None:
         super().__init__()
@@ -267,7 +268,7 @@ class _DropKnownNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(f in message for f in self.fragments):
+        if all(f in message for f in self.fragments):
             if "Failed to load" in message:
                 _IMPORT_NOTES.append("torchao: optional kernel library not loaded: " + message.split(":")[0]
                                      .rsplit("/", 1)[-1])
@@ -297,7 +298,8 @@ def _torchao() -> Any:
 def _probe(policy: PrecisionPolicy, device: torch.device, family: str, quantize: QuantizeConfig) -> str | None:
     """Run the policy's training step and serving call on a tiny ``family`` model; None or why it failed.
     The random state is restored afterwards, so probing never changes what a seeded trial computes."""
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
         return _run_probe(policy, device, family, quantize)
 
 
