@@ -19,7 +19,7 @@ from costbench.record import make_record
 from costbench.report import Report, ReportOptions, render_report
 from costbench.report.build import build_report
 from costbench.report.files import markdown
-from costbench.report.table import trials_table
+from costbench.report.table import fit, header_lines, to_rich, trials_table
 from costbench.spec import Trial, load_sweep
 
 # (size, precision) -> auc, train_cost_usd, p99_ms. Hand-made so every rank and flag below is known:
@@ -349,3 +349,17 @@ def test_identical_trials_are_marked_as_ties(tmp_path: Path) -> None:
               for i, r in enumerate(report.rows)}
     assert sorted([labels["xs", "fp32"], labels["xs", "int8"]]) == ["1=", "1= *"]
     assert labels["s", "fp32"] == labels["s", "int8"] == "2"  # a trade-off between them, not a tie
+
+
+def test_narrow_terminal_drops_optional_columns_and_says_so(tmp_path: Path) -> None:
+    report, _ = build(write_run(tmp_path))
+    data = trials_table(report)
+    assert fit(data, 400)[1] == []
+    narrow, dropped = fit(data, 80)
+    assert dropped and set(dropped) <= set(data.optional)
+    assert {"rank", "id", "auc", "p99_ms (ms)", "flags"} <= set(narrow.headers)
+    out = io.StringIO()
+    Console(file=out, width=80).print(to_rich(data, 80))
+    assert "not shown for lack of width (see report.md)" in out.getvalue()
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 80
+    assert header_lines("train_peak_mem_mb (MB)") == "train_peak_\nmem_mb\n(MB)"

@@ -43,9 +43,9 @@ def render_report(run_dir: str | Path, options: ReportOptions, console: Console,
         stderr.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
     paths = write_files(report)
     if options.format == "table":
-        console.print(to_rich(trials_table(report)))
+        console.print(to_rich(trials_table(report), console.width))
         if report.plans is not None:
-            console.print(to_rich(plan_table(report)))
+            console.print(to_rich(plan_table(report), console.width))
         for line in report.summary:
             console.print(line, markup=False, highlight=False)
         console.print(f"wrote {', '.join(sorted(paths))} in {report.run_dir}", markup=False, highlight=False)

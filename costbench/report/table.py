@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from rich import box
 from rich.table import Table
 
 from costbench.record import metric_unit
@@ -12,6 +14,7 @@ from costbench.report.planner import Plan
 from costbench.report.rows import Row
 
 HEADLINE = ("auc", "auc_delta_vs_fp32", "p99_ms", "throughput", "train_cost_usd", "model_bytes")
+FOLDING_WIDTH = 12  # the least width given to free text (flags, notes) before other columns give way
 RANK_LEGEND = "rank 1 = Pareto front; = marks a tie (identical objectives); * marks the recommended pick"
 
 
@@ -24,6 +27,7 @@ class TableData:
     cells: list[list[str]]
     front: list[bool]
     pick: list[bool]
+    optional: tuple[str, ...] = ()  # headers a narrow terminal may drop, the last one first
 
 
 def header(metric: str) -> str:
@@ -73,8 +77,9 @@ def trials_table(report: Report) -> TableData:
                       *(str(row.axes.get(a, "")) for a in report.axes), *([str(row.n)] if report.repeats else []),
                       *values, ", ".join(row.flags)])
     title = f"{report.name}: {len(report.front)} on the Pareto front of {len(report.rows)} ranked trial(s)"
+    optional = tuple(header(m) for m in metrics[len(report.objectives):])
     return TableData(title=title, headers=headers, cells=cells, front=[r.rank == 1 for r in report.rows],
-                     pick=[r.pick for r in report.rows])
+                     pick=[r.pick for r in report.rows], optional=optional)
 
 
 def plan_table(report: Report) -> TableData:
@@ -90,15 +95,69 @@ def plan_table(report: Report) -> TableData:
                                                            p.training_usd_month, p.total_usd_month)),
               p.note] for p in plans]
     first = [i == 0 and p.total_usd_month is not None for i, p in enumerate(plans)]
-    return TableData(title=report.plan_title, headers=headers, cells=cells, front=first, pick=first)
+    return TableData(title=report.plan_title, headers=headers, cells=cells, front=first, pick=first,
+                     optional=("serving ($/month)", "training ($/month)", "device ($/h)"))
 
 
-def to_rich(data: TableData) -> Table:
-    """Front rows bold green, the pick reversed, so the decision stands out at a glance."""
-    table = Table(title=data.title, title_justify="left", caption=RANK_LEGEND if data.headers[0] == "rank"
-                  else None, caption_justify="left")
-    for name in data.headers:
-        table.add_column(name, overflow="fold", no_wrap=name in ("rank", "id"),
+def _cell_width(data: TableData, i: int) -> int:
+    return max((len(row[i]) for row in data.cells), default=0)
+
+
+def header_lines(name: str, width: int = 11) -> str:
+    """'train_peak_mem_mb (MB)' -> 'train_peak_\nmem_mb\n(MB)': short lines, broken after underscores."""
+    text, _, unit = name.partition(" (")
+    lines = [""]
+    for part in re.split(r"(?<=_)", text):
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines + ([f"({unit}"] if unit else []))
+
+
+def _need(data: TableData, i: int) -> int:
+    """Columns a column needs: its widest cell or header line, plus the gap to the next column."""
+    name = data.headers[i]
+    if name in ("flags", "note"):  # these fold freely
+        return FOLDING_WIDTH + 2
+    return max(_cell_width(data, i), *(len(line) for line in header_lines(name).split("\n"))) + 2
+
+
+def fit(data: TableData, width: int) -> tuple[TableData, list[str]]:
+    """Drop optional columns (last first) until the table fits ``width``; returns it and what was dropped."""
+    keep = list(range(len(data.headers)))
+    dropped: list[str] = []
+    for name in reversed(data.optional):
+        if sum(_need(data, i) for i in keep) <= width:
+            break
+        keep.remove(data.headers.index(name))
+        dropped.append(name)
+    fitted = TableData(title=data.title, headers=[data.headers[i] for i in keep],
+                       cells=[[row[i] for i in keep] for row in data.cells], front=data.front, pick=data.pick)
+    return fitted, dropped
+
+
+def _fits(data: TableData, width: int) -> bool:
+    return sum(_need(data, i) for i in range(len(data.headers))) <= width
+
+
+def to_rich(data: TableData, width: int) -> Table:
+    """Front rows bold green, the pick reversed, so the decision stands out at a glance.
+
+    Units go on a second header line, and columns of lesser importance give way in a narrow terminal
+    (the caption says which; report.md has them all). Numbers never fold unless even the essential
+    columns cannot fit, where folding beats cutting columns off.
+    """
+    data, dropped = fit(data, width)
+    fits = _fits(data, width)
+    caption = RANK_LEGEND if data.headers[0] == "rank" else ""
+    if dropped:
+        caption += f"{'; ' if caption else ''}not shown for lack of width (see report.md): {', '.join(dropped)}"
+    table = Table(title=data.title, title_justify="left", caption=caption or None, caption_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for i, name in enumerate(data.headers):
+        table.add_column(header_lines(name), overflow="fold",
+                         min_width=None if not fits else FOLDING_WIDTH if name in ("flags", "note")
+                         else _cell_width(data, i),
                          justify="left" if name in ("id", "flags", "note") else "right")
     for cells, front, pick in zip(data.cells, data.front, data.pick, strict=True):
         style = "bold black on green" if pick else "bold green" if front else None
