@@ -90,9 +90,14 @@ def _figure() -> Figure:
     return fig
 
 
+def _in_order(values: set[str], order: list[str]) -> list[str]:
+    """Known values in their natural order (fp32 before int8, xs before xl), unknown ones after."""
+    return sorted(values, key=lambda v: (v not in order, order.index(v) if v in order else 0, v))
+
+
 def _legend_keys(rows: list[Row]) -> list[Line2D]:
-    precisions = dict.fromkeys(str(r.config.get("precision")) for r in rows)
-    sizes = dict.fromkeys(str(r.config.get("model", {}).get("size")) for r in rows)
+    precisions = _in_order({str(r.config.get("precision")) for r in rows}, list(PRECISION_COLOURS))
+    sizes = _in_order({str(r.config.get("model", {}).get("size")) for r in rows}, list(MARKERS))
     keys = [Line2D([], [], linestyle="", marker="o", color=PRECISION_COLOURS.get(p, "tab:gray"), label=p)
             for p in precisions]
     keys += [Line2D([], [], linestyle="", marker=MARKERS.get(s, "o"), color="gray", label=f"size {s}")
