@@ -363,3 +363,20 @@ def test_narrow_terminal_drops_optional_columns_and_says_so(tmp_path: Path) -> N
     assert "not shown for lack of width (see report.md)" in out.getvalue()
     assert max(len(line) for line in out.getvalue().splitlines()) <= 80
     assert header_lines("train_peak_mem_mb (MB)") == "train_peak_\nmem_mb\n(MB)"
+
+
+def test_per_batch_names_must_have_been_measured(tmp_path: Path) -> None:
+    run = write_run(tmp_path)
+    report, _ = build(run, objectives="auc:max,p99_ms@64:min", where=["throughput@64>=12000"])
+    # throughput@64 = 64000 / (4 x p99): 16000 and 32000 for xs, at most 10667 for s
+    assert {r.axes["model.size"] for r in report.rows} == {"xs"}
+    for options in ({"objectives": "auc:max,p99_ms@65:min"}, {"where": ["p99_ms@65<=3"]}):
+        with pytest.raises(UserError, match=r"no trial measured 'p99_ms@65' \(did you mean 'p99_ms@64'\?\)"):
+            build(run, **options)
+    _, text = build(run, objectives="auc:max,train_energy_j:min")
+    assert "objective train_energy_j is n/a in every trial" in text
+
+
+def test_by_an_axis_is_not_shown_twice(tmp_path: Path) -> None:
+    report, _ = build(write_run(tmp_path), by="precision")
+    assert trials_table(report).headers.count("precision") == 1

@@ -89,6 +89,11 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
 
     rows = aggregate(records)
     add_quality(rows, min_quality)
+    for goal in goals:
+        check_name(goal.metric, rows, f"objective '{goal}'")
+        if rows and all(r.metrics.get(goal.metric) is None for r in rows):
+            warnings.append(f"objective {goal.metric} is n/a in every trial, so none can be ranked; "
+                            "leave it out with --objectives")
     conditions = [parse_where(text, rows) for text in where]
     if by is not None:
         check_name(by, rows, f"--by '{by}'")

@@ -83,7 +83,13 @@ def check_name(name: str, rows: list[Row], option: str) -> None:
     """UserError (with a did-you-mean) when no row could ever have this field."""
     bare = name.split(".", 1)[1] if name.split(".", 1)[0] in ("metrics", "config") else name
     known = known_names(rows)
-    if name in known or bare in known or is_known_metric(bare):
+    if name in known or bare in known:
+        return
+    if is_known_metric(bare) and "@" in bare and rows:  # per-batch: only batch sizes that were measured
+        measured = sorted({k for k in known if k.startswith(bare.split("@")[0] + "@")})
+        raise UserError(f"{option}: no trial measured '{bare}'{did_you_mean(bare, measured)}; measured: "
+                        f"{', '.join(measured) or 'none'}")
+    if is_known_metric(bare):
         return
     raise UserError(f"{option} names an unknown field '{name}'{did_you_mean(name, known)}; use a metric "
                     "(auc, p99_ms, ...), a grid axis or a config path such as model.family")

@@ -64,7 +64,8 @@ def metric_columns(report: Report) -> list[str]:
 def trials_table(report: Report) -> TableData:
     """Every shown trial, front members first."""
     metrics = metric_columns(report)
-    headers = ["rank", "id", *([report.by] if report.by else []), *report.axes,
+    by = [report.by] if report.by and report.by not in report.axes else []
+    headers = ["rank", "id", *by, *report.axes,
                *(["n"] if report.repeats else []), *(header(m) for m in metrics), "flags"]
     cells = []
     for row in report.rows:
@@ -73,7 +74,7 @@ def trials_table(report: Report) -> TableData:
             text = format_value(m, row.metrics.get(m))
             std = row.std.get(m)
             values.append(f"{text} ± {format_value(m, std).lstrip('+')}" if std is not None else text)
-        cells.append([rank_label(row), row.id, *([str(row.by)] if report.by else []),
+        cells.append([rank_label(row), row.id, *([str(row.by)] if by else []),
                       *(str(row.axes.get(a, "")) for a in report.axes), *([str(row.n)] if report.repeats else []),
                       *values, ", ".join(row.flags)])
     title = f"{report.name}: {len(report.front)} on the Pareto front of {len(report.rows)} ranked trial(s)"
