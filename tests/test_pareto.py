@@ -110,3 +110,23 @@ def test_pick_respects_candidates_and_falls_back() -> None:
 def test_objective_direction_is_checked() -> None:
     with pytest.raises(ValueError, match="direction"):
         Objective("auc", "up")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 3), st.none()), st.integers(0, 3), st.sampled_from("ab")),
+                min_size=1, max_size=16))
+def test_groups_and_missing_match_brute_force(items: list[tuple[int | None, int, str]]) -> None:
+    values = np.array([[np.nan if a is None else a, b] for a, b, _ in items], dtype=float)
+    groups = [g for _, _, g in items]
+    fronts = compute_fronts(values, [Objective("auc", "max"), Objective("cost", "min")], groups=groups)
+    for group in "ab":
+        members = [i for i, (a, _, g) in enumerate(items) if g == group and a is not None]
+        expected = brute_force_ranks([(float(items[i][0]), float(items[i][1])) for i in members], ["max", "min"])
+        assert [int(fronts.rank[i]) for i in members] == expected
+        picks = [i for i in members if fronts.pick[i]]
+        assert len(picks) == (1 if members else 0)
+        assert all(fronts.rank[i] == 1 for i in picks)
+    assert [int(r) for r, (a, _, _) in zip(fronts.rank, items, strict=True) if a is None] == \
+        [0] * sum(a is None for a, _, _ in items)
+    assert fronts.missing == ({"auc": sum(a is None for a, _, _ in items)} if any(a is None for a, _, _ in items)
+                              else {})
