@@ -77,7 +77,7 @@ def trials_table(report: Report) -> TableData:
         cells.append([rank_label(row), row.id, *([str(row.by)] if by else []),
                       *(str(row.axes.get(a, "")) for a in report.axes), *([str(row.n)] if report.repeats else []),
                       *values, ", ".join(row.flags)])
-    title = f"{report.name}: {len(report.front)} on the Pareto front of {len(report.rows)} ranked trial(s)"
+    title = f"{report.name}: {len(report.front)} of {len(report.rows)} trial(s) on the Pareto front"
     optional = tuple(header(m) for m in metrics[len(report.objectives):])
     return TableData(title=title, headers=headers, cells=cells, front=[r.rank == 1 for r in report.rows],
                      pick=[r.pick for r in report.rows], optional=optional)
