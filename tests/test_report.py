@@ -380,3 +380,11 @@ def test_per_batch_names_must_have_been_measured(tmp_path: Path) -> None:
 def test_by_an_axis_is_not_shown_twice(tmp_path: Path) -> None:
     report, _ = build(write_run(tmp_path), by="precision")
     assert trials_table(report).headers.count("precision") == 1
+
+
+def test_a_run_stopped_before_its_first_record(tmp_path: Path) -> None:
+    run = write_run(tmp_path)
+    (run / "trials.jsonl").unlink()
+    report, text = build(run)
+    assert report.rows == []
+    assert "4 trial(s) in the sweep, 0 trial(s) recorded: 0 ok, 0 failed, 0 skipped; 4 missing" in text

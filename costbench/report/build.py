@@ -66,8 +66,8 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
                  slo_p99: str | None = None, retrains_per_month: float = 0.0) -> Report:
     """Read a run (complete or interrupted) and rank its trials; see ReportOptions for the arguments."""
     run_dir = Path(run_dir)
-    if not (run_dir / TRIALS_FILE).exists():
-        what = "no such directory" if not run_dir.is_dir() else f"no {TRIALS_FILE} here"
+    if not (run_dir / TRIALS_FILE).exists() and not (run_dir / SWEEP_FILE).exists():
+        what = "no such directory" if not run_dir.is_dir() else f"no {TRIALS_FILE} or {SWEEP_FILE} here"
         raise UserError(f"{what}; give a run directory written by `costbench sweep` (e.g. results/quickstart)",
                         where=str(run_dir))
     if not 0 < min_quality <= 1:
