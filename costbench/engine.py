@@ -10,6 +10,7 @@ with trials that crash, hang or raise. It is not a user-facing option.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -38,6 +39,7 @@ EXIT_INTERRUPTED = 130
 SWEEP_FILE = "sweep.yaml"
 ENVIRONMENT_FILE = "environment.json"
 DATA_SUMMARY_FILE = "data_summary.json"
+DATA_CACHE_DIR = "data-cache"
 
 
 @dataclass
@@ -70,7 +72,8 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)
-    check_data(sweep.trials, stderr)
+    check_data(sweep.trials)
+    trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
     with RunStore(run_dir) as store:
         if store.took_over_from:
             stderr.print(f"[yellow]warning:[/] took over the lock of a sweep that died "
@@ -78,8 +81,8 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
         records, warnings = read_records(run_dir)
         for warning in warnings:
             stderr.print(f"[yellow]warning:[/] {warning}")
-        todo, counts = plan_resume(sweep.trials, latest_records(records), options.retry_failed)
-        _say_resume(sweep.trials, records, counts, options.retry_failed, console)
+        todo, counts = plan_resume(trials, latest_records(records), options.retry_failed)
+        _say_resume(trials, records, counts, options.retry_failed, console)
         executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
         try:
             write_sweep_file(run_dir, sweep)
@@ -172,22 +175,22 @@ def _check_importable(trial_fn: str) -> None:
                         f"{f', set by {TRIAL_FN_ENV}' if TRIAL_FN_ENV in os.environ else ''})")
 
 
-def check_data(trials: list[Trial], stderr: Console) -> None:
+def check_data(trials: list[Trial]) -> None:
     """Check each distinct data source once, so a bad file stops the sweep before any trial starts."""
-    try:
-        from costbench.data.load import check_data as check_one
-    except ModuleNotFoundError as exc:
-        if exc.name != "costbench.data.load":
-            raise
-        stderr.print("[yellow]warning:[/] costbench.data.load is missing: data files are not checked "
-                     "before the trials start")
-        return
+    from costbench.data.load import check_data as check_one
+
     seen: set[str] = set()
     for trial in trials:
         key = canonical_json(trial.config["data"])
         if key not in seen:
             seen.add(key)
             check_one(DataConfig.model_validate(trial.config["data"]))
+
+
+def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:
+    """Trials without a data cache prepare their data once per run directory, not once per trial."""
+    path = str(cache_dir.resolve())
+    return [t if t.cache_dir else dataclasses.replace(t, cache_dir=path) for t in trials]
 
 
 def plan_resume(trials: list[Trial], latest: dict[str, dict[str, Any]],

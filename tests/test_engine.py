@@ -131,3 +131,14 @@ def test_live_progress_shows_running_trials_their_phase_and_the_counts(tmp_path)
     text = out.getvalue()
     assert "ok 2  failed 2  skipped 0" in text and "4/5" in text
     assert f"failed  {todo[0].id} seed=0  ValueError: boom" in text
+
+
+def test_a_bad_data_file_stops_the_sweep_before_any_trial(tmp_path):
+    from costbench.errors import UserError
+
+    (tmp_path / "shop.csv").write_text("price,bought\n1.0,yes\n")
+    sweep_file = write_sweep(tmp_path, [0], data={"source": "csv", "path": "shop.csv", "label": "purchased"})
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="purchased"):
+        sweep_once(sweep_file, out)
+    assert not out.exists()

@@ -34,7 +34,13 @@ from costbench.executors.base import TRIAL_FUNCTION, Executor, TrialEvent
 from costbench.record import STATUSES, make_record, utc_now
 from costbench.spec import Trial
 
-PRELOAD = ("torch", "torch._dynamo", __name__)
+# Imported once, in the forkserver, so that no trial pays for them: torch, torch._dynamo (the first
+# optimiser step imports it), this module, and the rooms run_trial imports (pandas comes with the data).
+# A name missing here costs start time, never correctness; none of these may initialise CUDA on import
+# (a forked child cannot use CUDA that its parent initialised).
+PRELOAD = ("torch", "torch._dynamo", __name__, "costbench.trial", "costbench.data.load", "costbench.models",
+           "costbench.train", "costbench.evaluate", "costbench.precision", "costbench.measure.latency",
+           "costbench.measure.memory", "costbench.measure.energy", "costbench.measure.cost")
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
 TAIL_LINES = 12  # lines of traceback or output kept in a failed record
 
