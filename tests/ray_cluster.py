@@ -107,8 +107,13 @@ def stop_cluster(cluster: LocalCluster) -> list[str]:
 
 
 def leftovers(cluster: LocalCluster) -> list[str]:
-    """Live processes of the cluster: in a node's process group, or naming its temp dir."""
+    """Live processes of the cluster: in a node's process group, or naming or writing into its temp dir.
+
+    Ray workers take a process group of their own and retitle themselves ("ray::IDLE"), but their
+    output goes to log files in the temp dir, so their open files give them away.
+    """
     groups = {process.pid for process in cluster.processes}
+    temp = str(cluster.temp_dir)
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -116,10 +121,12 @@ def leftovers(cluster: LocalCluster) -> list[str]:
         try:
             stat = (proc / "stat").read_text()
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            outputs = [os.readlink(proc / "fd" / fd) for fd in ("1", "2") if (proc / "fd" / fd).exists()]
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
         state, pgid = fields[0], int(fields[2])
-        if state != "Z" and (pgid in groups or str(cluster.temp_dir) in cmdline):
+        ours = pgid in groups or temp in cmdline or any(path.startswith(temp) for path in outputs)
+        if state != "Z" and ours:
             found.append(f"{proc.name}: {cmdline[:200]}")
     return found

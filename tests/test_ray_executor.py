@@ -111,6 +111,8 @@ def test_cancel_kills_running_trials_and_run_returns_promptly(cluster, tmp_path)
         if event.kind == "phase":  # past the point where the trial wrote its pid
             in_trial.add(event.trial_id)
         if len(in_trial) == 2 and cancelled_at is None:
+            seen = {int(line.split(":")[0]) for line in ray_cluster.leftovers(cluster)}
+            assert set(pids_in(pid_dir)) <= seen, "the end-of-tests check would see a surviving worker"
             cancelled_at = time.monotonic()
             executor.cancel()
     returned_after = time.monotonic() - cancelled_at

@@ -142,7 +142,7 @@ class RayExecutor(Executor):
                     yield TrialEvent("finished", job.trial.id, record=self._outcome(ref, job))
         finally:
             self._end_all()
-            if board is not None:
+            if board is not None and ray.is_initialized():
                 ray.kill(board)
 
     def cancel(self) -> None:
@@ -152,14 +152,15 @@ class RayExecutor(Executor):
 
     def close(self) -> None:
         """End what still runs; disconnect from Ray (ending a local instance) only if we connected."""
-        if ray.is_initialized():
-            self._end_all()
-            if self._owns_ray:
-                ray.shutdown()
+        self._end_all()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
 
     def _end_all(self) -> None:
-        for ref in list(self._refs):
-            ray.cancel(ref, force=True)
+        """Force-cancel what is pending (unless Ray is already gone, taking the tasks with it)."""
+        if ray.is_initialized():
+            for ref in self._refs:
+                ray.cancel(ref, force=True)
         self._refs.clear()
 
     def _take_notes(self, notes: list[tuple[str, str, Any]]) -> Iterator[TrialEvent]:
