@@ -31,9 +31,9 @@ from typing import Any
 TRIALS = 8
 SWEEP = """
 name: sweep-overhead
-data: {source: synthetic, rows: 5000, positive_rate: 0.1, sequence_length: 8, seed: 7}
+data: {source: synthetic, rows: 20000, positive_rate: 0.08, sequence_length: 8, seed: 7}
 model: {family: mlp}
-train: {epochs: 1, batch_size: 512}
+train: {epochs: 2, batch_size: 512}
 serve: {batch_sizes: [1], warmup: 5, min_calls: 662, min_seconds: 0.0, rounds: 1}
 threads: 1
 grid:

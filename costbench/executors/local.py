@@ -91,6 +91,18 @@ def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: i
     return WorkerPlan(workers=max(1, min(asked, len(trials) or 1)), threads=threads, notes=notes)
 
 
+def start_forkserver(trial_fn: str = TRIAL_FUNCTION) -> Any:
+    """The forkserver context, its server started once per driver with PRELOAD and the trial's module.
+
+    Starting returns at once; the server imports in the background, so calling this early hides the
+    import time behind the driver's own work.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([*PRELOAD, trial_fn.partition(":")[0]])
+    forkserver.ensure_running()
+    return ctx
+
+
 # ----------------------------------------------------------------------------------- the child
 
 
@@ -197,14 +209,7 @@ class LocalExecutor(Executor):
         self._wake_r, self._wake_w = os.pipe()
         self._tmp = tempfile.TemporaryDirectory(prefix="costbench-")
         self._lifeline: Connection | None = None
-        self._start_forkserver()  # its imports overlap with whatever the driver does before run()
-
-    def _start_forkserver(self) -> Any:
-        """The forkserver context, its server started (once per driver) with torch and the trial preloaded."""
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([*PRELOAD, self.trial_fn.partition(":")[0]])
-        forkserver.ensure_running()
-        return ctx
+        start_forkserver(trial_fn)  # its imports overlap with whatever the driver does before run()
 
     def cancel(self) -> None:
         """Stop launching and end running trials; safe to call from a signal handler."""
@@ -227,7 +232,7 @@ class LocalExecutor(Executor):
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
         plan = plan_workers(trials, self.workers, self.threads)
         gpus = _gpu_count(trials)
-        ctx = self._start_forkserver()
+        ctx = start_forkserver(self.trial_fn)
         self._close_lifeline()
         lifeline, self._lifeline = ctx.Pipe(duplex=False)  # we hold the sending end until close()
         pending = deque(trials)
