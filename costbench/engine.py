@@ -72,10 +72,6 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)
-    if (options.executor or sweep.spec.executor.kind) == "local":
-        from costbench.executors.local import start_forkserver
-
-        start_forkserver(trial_fn)  # it imports torch while we check, lock and collect the environment
     check_data(sweep.trials)
     trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
     with RunStore(run_dir) as store:
@@ -87,6 +83,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
             stderr.print(f"[yellow]warning:[/] {warning}")
         todo, counts = plan_resume(trials, latest_records(records), options.retry_failed)
         _say_resume(trials, records, counts, options.retry_failed, console)
+        # made before the environment is collected: a local executor's forkserver imports meanwhile
         executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
         try:
             write_sweep_file(run_dir, sweep)
