@@ -239,13 +239,14 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
         for note in plan.notes:
             stderr.print(f"[yellow]warning:[/] {note}")
         workers, threads = plan.workers, plan.threads
+    from_file = kind == spec.kind  # the file's ray settings do not apply when --executor chose local
     settings = {
         "executor": kind,
         "workers": workers,
         "threads": threads,
         "trial_timeout": options.trial_timeout or spec.trial_timeout,
-        "retries": options.retries if options.retries is not None else spec.retries,
-        "address": options.address or spec.address,
+        "retries": options.retries if options.retries is not None or not from_file else spec.retries,
+        "address": options.address or (spec.address if from_file else None),
         "seed": sweep.spec.seed,
         "repeats": sweep.spec.repeats,
         "trials": len(sweep.trials),
@@ -256,7 +257,7 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
         return None, settings
     executor = make_executor(kind, workers=workers, threads=threads, trial_timeout=settings["trial_timeout"],
                              retries=settings["retries"], address=settings["address"],
-                             runtime_env=spec.runtime_env, trial_fn=trial_fn)
+                             runtime_env=spec.runtime_env if from_file else None, trial_fn=trial_fn)
     return executor, settings
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from costbench.executors.base import TRIAL_FUNCTION, Executor, TrialEvent
+from costbench.measure.environment import usable_cores
 from costbench.record import STATUSES, make_record, utc_now
 from costbench.spec import Trial
 
@@ -57,10 +58,6 @@ class WorkerPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: int | None = None, *,
                  cores: int | None = None, gpus: int | None = None) -> WorkerPlan:
     """Defaults: CUDA trials one worker per GPU, CPU trials one per core with one thread each.
@@ -69,7 +66,7 @@ def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: i
     timings stop meaning anything, so ``workers`` is lowered and a note says so. A trial's own
     ``threads`` setting is respected (never substituted) and counts against the cores.
     """
-    cores = cores or usable_cores()
+    cores = cores or usable_cores() or 1
     if gpus is None:
         gpus = _gpu_count(trials)
     all_cuda = bool(trials) and all(_on_gpu(t.config["device"], gpus) for t in trials)
