@@ -159,10 +159,10 @@ def _finish(model: nn.Module, input_dtype: torch.dtype | None, example: tuple[Te
             compile: bool, compile_required: bool) -> Served:
     """Wrap ``model`` as a serving function; compile it (batch dim dynamic) when asked."""
     info.update(compiled=False, compile_seconds=0.0)
-    module: Callable[..., Tensor] = model
+    forward = _forward(model, input_dtype)
     if compile:
         try:
-            module, info["compile_seconds"] = _compile(model, input_dtype, example)
+            forward, info["compile_seconds"] = _compile(forward, example)
             info["compiled"] = True
         except Exception as exc:
             torch._dynamo.reset()
@@ -171,34 +171,53 @@ def _finish(model: nn.Module, input_dtype: torch.dtype | None, example: tuple[Te
                 raise CompileFailed(f"serve.compile: torch.compile failed for {info['precision']} "
                                     f"({info['compile_error']})") from exc
             info["notes"].append("torch.compile failed, so this model is served eagerly")
-    return Served(fn=_serving_fn(module, input_dtype), module=model, info=info)
+    return Served(fn=_inference(forward), module=model, info=info)
 
 
-def _serving_fn(module: Callable[..., Tensor], input_dtype: torch.dtype | None) -> Callable[..., Tensor]:
-    def fn(numeric: Tensor, categorical: Tensor, items: Tensor, item_categories: Tensor) -> Tensor:
+def _forward(module: nn.Module, input_dtype: torch.dtype | None) -> Callable[..., Tensor]:
+    """The model's call as served: float inputs cast to its dtype (ids stay int64), float32 logits out. The
+    cast belongs inside what gets compiled, or the cast input would lose its dynamic batch dimension."""
+    def forward(numeric: Tensor, categorical: Tensor, items: Tensor, item_categories: Tensor) -> Tensor:
+        if input_dtype is not None:
+            numeric = numeric.to(input_dtype)
+        return module(numeric, categorical, items, item_categories).float()
+
+    return forward
+
+
+def _inference(forward: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def fn(*inputs: Tensor) -> Tensor:
         with torch.inference_mode():
-            if input_dtype is not None:
-                numeric = numeric.to(input_dtype)
-            return module(numeric, categorical, items, item_categories).float()
+            return forward(*inputs)
 
     return fn
 
 
-def _compile(model: nn.Module, input_dtype: torch.dtype | None,
-             example: tuple[Tensor, ...]) -> tuple[Callable[..., Tensor], float]:
-    """torch.compile with a dynamic batch dim, warmed at batch >= 2 and at batch 1; returns it and the seconds,
-    inductor's first import included (a trial process pays it)."""
-    many = tuple(t[:1].expand(2, *t.shape[1:]).contiguous() if len(t) < 2 else t.clone() for t in example)
-    for t in many:
-        torch._dynamo.mark_dynamic(t, 0)
+def _compile(forward: Callable[..., Tensor], example: tuple[Tensor, ...]) -> tuple[Callable[..., Tensor], float]:
+    """torch.compile, warmed until every batch size is served by a compiled graph; returns it and the seconds,
+    inductor's first import included (a trial process pays it).
+
+    The batch dim is marked dynamic where the model lets it be (a graph break, e.g. at an LSTM, can pin it;
+    then torch's automatic dynamic shapes recompile it as dynamic at the second size), and torch always
+    specialises batch 1: warming at sizes m, m + 1 and 1 compiles all of it here, none while serving.
+    Dynamo's caches are cleared first: every served model shares the code of ``forward``, and a cache
+    holding earlier models could reach torch's recompile limit and run this one eagerly without a word.
+    A trial serves one model per process, so nothing else is lost.
+    """
+    torch._dynamo.reset()
+    m = max(2, len(example[0]))
     start = time.perf_counter()
     with warnings.catch_warnings():  # torch-internal notices a user can do nothing about
         warnings.filterwarnings("ignore", message=".*_stable_hash_for_caching.*")
         warnings.filterwarnings("ignore", message=".*torch.jit.script_method. is deprecated.*")
-        compiled = torch.compile(model)
-        fn = _serving_fn(compiled, input_dtype)
-        fn(*many)
-        fn(*(t[:1].clone() for t in many))
+        compiled = torch.compile(forward)
+        fn = _inference(compiled)
+        for rows in (m, m + 1, 1):
+            batch = tuple(t[torch.arange(rows, device=t.device) % len(t)] for t in example)
+            if rows > 1:
+                for t in batch:
+                    torch._dynamo.maybe_mark_dynamic(t, 0)
+            fn(*batch)
     return compiled, time.perf_counter() - start
 
 
