@@ -142,3 +142,13 @@ def test_a_bad_data_file_stops_the_sweep_before_any_trial(tmp_path):
     with pytest.raises(UserError, match="purchased"):
         sweep_once(sweep_file, out)
     assert not out.exists()
+
+
+def test_executor_local_overrides_a_ray_sweep_without_its_ray_settings(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0], executor={"kind": "ray", "address": "10.0.0.5:6379", "retries": 2})
+    out = tmp_path / "run"
+    code, _, stderr = sweep_once(sweep_file, out, executor="local", workers=1)
+    assert code == 0, stderr
+    assert [s for _, s in statuses(out)] == ["ok"]
+    run = json.loads((out / "environment.json").read_text())["run"]
+    assert (run["executor"], run["address"], run["retries"]) == ("local", None, None)
