@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+import yaml
 from rich.console import Console
 
 from costbench.engine import TRIAL_FN_ENV, SweepOptions, run_sweep
@@ -52,12 +53,12 @@ def finished(events):
 
 def test_a_sweep_on_two_nodes_records_what_the_local_executor_records(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv(TRIAL_FN_ENV, FAKE)
-    sweep_file = write_sweep(tmp_path, [0, 1, 2, 100, 200], threads=1)  # ok x3, raises, ends its process
+    sweep_file = write_sweep(tmp_path, [0, 1, 100, 200], threads=1)  # ok x2, raises, ends its process
     on_ray = sweep(sweep_file, tmp_path / "ray", executor="ray", address=cluster.address)
     on_local = sweep(sweep_file, tmp_path / "local", workers=2)
 
     assert sorted(on_ray) == sorted(on_local)
-    assert len(on_ray) == 5
+    assert len(on_ray) == 4
     for trial_id, record in on_ray.items():
         assert (record["status"], record["metrics"]) == (on_local[trial_id]["status"], on_local[trial_id]["metrics"])
     by_seed = {r["config"]["seed"]: r for r in on_ray.values()}
@@ -66,10 +67,32 @@ def test_a_sweep_on_two_nodes_records_what_the_local_executor_records(cluster, t
     assert by_seed[100]["details"]["error"]["type"] == "ValueError"
     assert by_seed[200]["status"] == "failed" and by_seed[200]["reason"].startswith("worker crashed: ")
 
-    ok = [by_seed[s] for s in (0, 1, 2)]
-    assert len({r["pid"] for r in ok}) == 3, "every trial gets a fresh worker process (max_calls=1)"
-    assert len({r["details"]["harness"]["node"] for r in ok}) == 2, "both nodes ran trials"
+    # three trials whose worker survives them, on two nodes: two shared a node, yet no process was reused
+    survivors = [by_seed[s] for s in (0, 1, 100)]
+    assert len({r["pid"] for r in survivors}) == 3, "every trial gets a fresh worker process (max_calls=1)"
+    assert len({r["details"]["harness"]["node"] for r in survivors}) == 2, "both nodes ran trials"
+    ok = [by_seed[0], by_seed[1]]
     assert all(r["details"]["harness"]["threads"] == 1 and r["details"]["torch_threads"] == 1 for r in ok)
+
+
+def test_the_real_trial_gives_the_same_quality_on_ray_as_locally(cluster, tmp_path, monkeypatch):
+    monkeypatch.delenv(TRIAL_FN_ENV, raising=False)
+    sweep_file = tmp_path / "tiny.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "tiny", "threads": 1, "grid": {"seed": [0, 1]}, "objectives": ["auc:max"],
+        "data": {"rows": 3000, "positive_rate": 0.1, "sequence_length": 0},
+        "model": {"family": "mlp", "size": "xs"}, "train": {"epochs": 1, "batch_size": 256},
+        "serve": {"batch_sizes": [1], "warmup": 5, "min_calls": 662, "min_seconds": 0, "rounds": 1}}))
+    on_ray = sweep(sweep_file, tmp_path / "ray", executor="ray", address=cluster.address)
+    on_local = sweep(sweep_file, tmp_path / "local", workers=1)
+
+    assert sorted(on_ray) == sorted(on_local) and len(on_ray) == 2
+    for trial_id, record in on_ray.items():
+        assert record["status"] == on_local[trial_id]["status"] == "ok", record["reason"]
+        quality = ("auc", "pr_auc", "logloss", "val_auc", "params")
+        assert {k: record["metrics"][k] for k in quality} == {k: on_local[trial_id]["metrics"][k] for k in quality}
+    first, second = (r["metrics"]["auc"] for r in on_ray.values())
+    assert first != second, "the seeds differ, so equal AUCs above are not a constant"
 
 
 def sweep(sweep_file, out, **options):

@@ -110,7 +110,6 @@ class RayExecutor(Executor):
             _connect(address, runtime_env)
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
-        self._cancelled = False
         board = _NoteBoard.remote()
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         try:
