@@ -122,6 +122,18 @@ def test_a_trial_past_its_timeout_is_killed_and_failed(cluster, tmp_path):
     assert_gone(pids_in(pid_dir), "the timed-out trial's worker")
 
 
+def test_retries_run_a_crashed_trial_again_and_its_record_stays_failed(cluster, tmp_path):
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    todo = trials(tmp_path, [200], threads=1)  # ends its own process every time
+    executor = RayExecutor(address=cluster.address, trial_fn=FAKE, retries=1,
+                           runtime_env={"env_vars": {"COSTBENCH_FAKE_PID_DIR": str(pid_dir)}})
+    records = finished(executor.run(todo))
+    executor.close()
+    assert records[todo[0].id]["status"] == "failed"
+    assert len(pids_in(pid_dir)) == 2, "one attempt, then the one retry asked for"
+
+
 def test_cancel_kills_running_trials_and_run_returns_promptly(cluster, tmp_path):
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
