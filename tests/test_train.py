@@ -61,6 +61,15 @@ def test_every_family_trains_and_evaluates(family):
     assert result.samples_per_s > 0 and len(result.history) == 2
 
 
+def test_tabular_family_trains_on_data_without_sequences():
+    data = tiny_data()
+    no_seq = Schema(SCHEMA.numeric_names, SCHEMA.categorical_names, SCHEMA.cardinalities, 0, 1, 1)
+    for split in (data.train, data.val, data.test):
+        split.items = split.item_categories = split.items[:, :0]
+    model, _, _ = _train("dcn", data=PreparedData(no_seq, data.train, data.val, data.test))
+    assert evaluate(model, data, EvalConfig(), CPU)["auc"] > 0.6
+
+
 def test_model_ends_with_its_best_validation_weights():
     model, data, result = _train(epochs=4, lr=0.05)
     assert validation_auc(model, data, contextlib.nullcontext, CPU) == result.best_val_auc
