@@ -246,8 +246,9 @@ def _quantize_legacy(model: nn.Module) -> Counter[str]:
         from torch.ao import quantization as tq
 
     # not nn.Embedding: its quantized kernel rejects the column views (non-contiguous ids) models pass it
-    spec: dict[Any, Any] = {nn.Linear: tq.per_channel_dynamic_qconfig, nn.LSTM: tq.default_dynamic_qconfig,
-                            nn.GRU: tq.default_dynamic_qconfig}
+    # torch's own default (per-tensor int8 weights): per-channel float64 scales and int64 zero points would
+    # cost 16 bytes per output row, more than int8 saves on a small layer
+    spec: dict[Any, Any] = dict.fromkeys((nn.Linear, nn.LSTM, nn.GRU), tq.default_dynamic_qconfig)
     # nn.TransformerEncoderLayer's inference fast path reads linear.weight as a tensor, which a quantized
     # dynamic Linear does not have: its Linear layers stay float (and are listed as such in the info)
     spec.update({f"{name}.{child}": None for name, m in model.named_modules()

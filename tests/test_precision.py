@@ -135,8 +135,8 @@ def test_param_bytes_count_each_dtype_at_its_width(small):
     # int8 weights + per-row fp32 scale and int8 zero point + fp32 bias
     ("dynamic", 256 * 64 + 256 * 4 + 256 + 256 * 4),
     ("weight_only", 256 * 64 + 256 * 4 + 256 + 256 * 4),
-    # int8 weights + per-channel float64 scales and int64 zero points + fp32 bias + the module's scale/zero point
-    ("legacy_dynamic", 256 * 64 + 256 * 8 + 256 * 8 + 256 * 4 + 4 + 8),
+    # per-tensor int8 weights + fp32 bias + the module's fp32 scale and int64 zero point
+    ("legacy_dynamic", 256 * 64 + 256 * 4 + 4 + 8),
 ])
 def test_param_bytes_count_int8_weights_at_one_byte_with_their_scales(scheme, expected):
     served = get_policy("int8").prepare_for_serving(nn.Sequential(nn.Linear(64, 256)), (), CPU,
