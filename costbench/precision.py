@@ -245,9 +245,9 @@ def _quantize_legacy(model: nn.Module) -> Counter[str]:
         warnings.simplefilter("ignore", DeprecationWarning)
         from torch.ao import quantization as tq
 
-    # not nn.Embedding: its quantized kernel rejects the column views (non-contiguous ids) models pass it
-    # torch's own default (per-tensor int8 weights): per-channel float64 scales and int64 zero points would
-    # cost 16 bytes per output row, more than int8 saves on a small layer
+    # torch's own default, per-tensor int8 weights (per-channel float64 scales and int64 zero points cost 16
+    # bytes per output row, more than int8 saves on a small layer); not nn.Embedding: its quantized kernel
+    # rejects the column views (non-contiguous ids) the models pass it
     spec: dict[Any, Any] = dict.fromkeys((nn.Linear, nn.LSTM, nn.GRU), tq.default_dynamic_qconfig)
     # nn.TransformerEncoderLayer's inference fast path reads linear.weight as a tensor, which a quantized
     # dynamic Linear does not have: its Linear layers stay float (and are listed as such in the info)
