@@ -1,0 +1,135 @@
+"""Prepared data on disk, so the trials of a sweep prepare it once.
+
+The key is a hash of the data config (only the keys that change the data) and of the content of the
+source file(s), so editing the file, not just renaming it, is what makes a new entry. One entry is one
+``data-<key>.pt`` file written by ``torch.save`` to a temporary file in the same folder and moved into
+place with ``os.replace``: a reader sees the whole file or none. A per-key lock file (``flock``) makes a
+second process that arrives while the first is preparing wait for it and then read its result, instead
+of preparing the same data again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from costbench.data import PreparedData, Schema, Split
+from costbench.data.synthetic import GENERATOR_VERSION
+from costbench.data.tabular import check_file, resolve_path
+from costbench.errors import UserError
+
+FORMAT_VERSION = 1  # bump when preparation or the file layout changes (old entries are then unused)
+SHARED_KEYS = ("source", "split", "class_weight", "oversample")
+SYNTHETIC_KEYS = ("rows", "positive_rate", "noise", "sequence_length", "n_items", "n_categories", "seed")
+TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
+SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
+
+
+def file_digest(path: Path, source: str, key: str) -> str:
+    check_file(path, source, key)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(cfg: Any) -> str:
+    """A stable key for a DataConfig: its data-changing keys plus the content of its file(s)."""
+    dump = cfg.model_dump(mode="json")
+    synthetic = cfg.source == "synthetic"
+    content: dict[str, Any] = {k: dump[k] for k in SHARED_KEYS + (SYNTHETIC_KEYS if synthetic else TABULAR_KEYS)}
+    content["format"] = FORMAT_VERSION
+    if synthetic:
+        content["generator"] = GENERATOR_VERSION
+    else:
+        content["path_sha256"] = file_digest(resolve_path(cfg.path), cfg.source, "data.path")
+        if cfg.test_path:
+            content["test_path_sha256"] = file_digest(resolve_path(cfg.test_path), cfg.source, "data.test_path")
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def load_or_build(cache_dir: Path, key: str, build: Callable[[], PreparedData]) -> tuple[PreparedData, bool]:
+    """The cached entry for ``key``, or ``build()``'s result, stored. True when it came from the cache."""
+    path = cache_dir / f"data-{key}.pt"
+    data = _load(path)
+    if data is not None:
+        return data, True
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the data cache folder: {exc.strerror or exc}; pick another cache "
+                        "folder", where=str(cache_dir)) from None
+    with _locked(cache_dir / f"data-{key}.lock"):
+        data = _load(path)  # another process may have built it while this one waited
+        if data is not None:
+            return data, True
+        for stale in cache_dir.glob(f".data-{key}.*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        data = build()
+        _save_atomic(_to_payload(data), path)
+    return data, False
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): two processes may both build; the atomic write keeps it safe
+        yield
+        return
+    with path.open("a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path) -> PreparedData | None:
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT_VERSION:
+            return None
+        return _from_payload(payload)
+    except Exception:  # unreadable or from another version: prepare again and overwrite it
+        return None
+
+
+def _to_payload(data: PreparedData) -> dict[str, Any]:
+    splits = {name: {f: getattr(getattr(data, name), f) for f in SPLIT_FIELDS} for name in ("train", "val", "test")}
+    return {"format": FORMAT_VERSION, "schema": dataclasses.asdict(data.schema), "splits": splits,
+            "pos_weight": data.pos_weight, "bayes_auc": data.bayes_auc, "summary": data.summary}
+
+
+def _from_payload(payload: dict[str, Any]) -> PreparedData:
+    splits = {name: Split(**fields) for name, fields in payload["splits"].items()}
+    return PreparedData(schema=Schema(**payload["schema"]), train=splits["train"], val=splits["val"],
+                        test=splits["test"], pos_weight=payload["pos_weight"], bayes_auc=payload["bayes_auc"],
+                        summary=payload["summary"])
+

@@ -1,0 +1,164 @@
+"""The one way a trial gets its data: ``load_data``; and the pre-flight check: ``check_data``.
+
+``load_data(cfg, cache_dir)`` returns the prepared splits as tensors, with the schema a model builds its
+layers from and a summary for the run. With a ``cache_dir`` the result is stored there and reused by
+every later call with the same data config and file content (see ``cache.py``); with ``None`` it is
+prepared in memory each time.
+
+``check_data(cfg)`` runs every check ``load_data`` makes on a user's file, without preparing anything,
+so a sweep can refuse a bad file before any trial starts. For synthetic data it only checks the
+parameters (it does not generate).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from costbench.data import PreparedData, Schema, Split, synthetic, tabular
+from costbench.data.cache import cache_key, load_or_build
+from costbench.errors import UserError
+
+SYNTHETIC_LABEL = "purchase"
+
+
+def load_data(cfg: Any, cache_dir: str | Path | None) -> PreparedData:
+    """Prepared train/val/test tensors for a DataConfig. Raises UserError for a bad file or config."""
+    if cache_dir is None:
+        data = prepare(cfg)
+        data.summary["cache"] = None
+        return data
+    key = cache_key(cfg)
+    data, hit = load_or_build(Path(cache_dir), key, lambda: prepare(cfg))
+    data.summary["cache"] = {"key": key, "hit": hit}
+    return data
+
+
+def check_data(cfg: Any) -> None:
+    """Raise the UserError ``load_data`` would raise for this config's data, without preparing it."""
+    if cfg.source == "synthetic":
+        _check_synthetic(cfg)
+    else:
+        tabular.validate(cfg)
+
+
+def prepare(cfg: Any) -> PreparedData:
+    start = time.perf_counter()
+    data = _prepare_synthetic(cfg) if cfg.source == "synthetic" else _prepare_tabular(cfg)
+    data.summary["prepare_seconds"] = round(time.perf_counter() - start, 3)
+    return data
+
+
+# ----------------------------------------------------------------------------------------- synthetic
+
+
+def _check_synthetic(cfg: Any) -> None:
+    synthetic.check_config(cfg.n_items, cfg.n_categories)
+    positives = min(max(round(cfg.positive_rate * cfg.rows), 1), cfg.rows - 1)
+    for what, count in (("bought", positives), ("not-bought", cfg.rows - positives)):
+        val, test = round(cfg.split.val * count), round(cfg.split.test * count)
+        if min(val, test, count - val - test) < 1:
+            raise UserError(f"data.rows {cfg.rows} at positive_rate {cfg.positive_rate:g} gives {count} {what} "
+                            "rows, too few to put some in each of train, val and test; raise data.rows")
+
+
+def _prepare_synthetic(cfg: Any) -> PreparedData:
+    _check_synthetic(cfg)
+    gen = synthetic.generate(cfg.rows, positive_rate=cfg.positive_rate, noise=cfg.noise,
+                             sequence_length=cfg.sequence_length, n_items=cfg.n_items,
+                             n_categories=cfg.n_categories, seed=cfg.seed)
+    frame = gen.frame()
+    columns = tabular.Columns(label=SYNTHETIC_LABEL, numeric=list(synthetic.NUMERIC),
+                              boolean=list(synthetic.BOOLEAN), categorical=list(synthetic.CATEGORICAL),
+                              log1p=list(synthetic.LOG1P))
+    splits = tabular.stratified_split(gen.label, {"val": cfg.split.val, "test": cfg.split.test}, cfg.split.seed)
+    sources = {name: (frame, gen.label, idx) for name, idx in splits.items()}
+    has_seq = cfg.sequence_length > 0
+    summary = {
+        "source": "synthetic", "path": None, "test_path": None, "label": SYNTHETIC_LABEL, "positive": "1",
+        "rows_read": cfg.rows, "duplicates_dropped": 0,
+        "sequence": {"length": cfg.sequence_length, "n_items": cfg.n_items + 1,
+                     "n_item_categories": cfg.n_categories + 1, "padding": "left"} if has_seq else None,
+        "warnings": [],
+    }
+    return _assemble(cfg, columns, sources, summary, items=gen.items if has_seq else None,
+                     item_categories=gen.item_categories if has_seq else None, true_prob=gen.true_prob)
+
+
+# ----------------------------------------------------------------------------------------- tabular
+
+
+def _prepare_tabular(cfg: Any) -> PreparedData:
+    checked = tabular.validate(cfg)
+    main, test = checked.main, checked.test
+    sources = {name: (main.frame, main.label, idx) for name, idx in checked.splits.items() if name != "test"}
+    sources["test"] = ((test.frame, test.label, checked.splits["test"]) if test is not None
+                       else (main.frame, main.label, checked.splits["test"]))
+    summary = {
+        "source": cfg.source, "path": str(main.path), "test_path": str(test.path) if test else None,
+        "label": checked.columns.label, "positive": checked.positive,
+        "rows_read": main.rows_read + (test.rows_read if test else 0),
+        "duplicates_dropped": checked.duplicates_dropped, "sequence": None, "warnings": checked.warnings,
+    }
+    return _assemble(cfg, checked.columns, sources, summary)
+
+
+# ----------------------------------------------------------------------------------------- both
+
+
+def _assemble(cfg: Any, columns: tabular.Columns,
+              sources: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]], summary: dict[str, Any], *,
+              items: np.ndarray | None = None, item_categories: np.ndarray | None = None,
+              true_prob: np.ndarray | None = None) -> PreparedData:
+    """Fit the preparation on train, turn every split into tensors, and write the summary."""
+    train_frame, train_label, train_idx = sources["train"]
+    preparer = tabular.Preparer(columns).fit(train_frame.iloc[train_idx])
+    if cfg.oversample:
+        oversampled = tabular.oversample(train_idx, train_label, cfg.oversample, cfg.split.seed)
+        summary["oversampled_rows"] = int(len(oversampled) - len(train_idx))
+        sources = {**sources, "train": (train_frame, train_label, oversampled)}
+    else:
+        summary["oversampled_rows"] = 0
+
+    seq_len = 0 if items is None else items.shape[1]
+    splits: dict[str, Split] = {}
+    for name, (frame, label, idx) in sources.items():
+        numeric, categorical = preparer.transform(frame.iloc[idx])
+        if items is None or item_categories is None:
+            seq = seq_cat = torch.zeros((len(idx), 0), dtype=torch.int64)
+        else:
+            seq, seq_cat = torch.from_numpy(items[idx]), torch.from_numpy(item_categories[idx])
+        splits[name] = Split(
+            numeric=torch.from_numpy(numeric), categorical=torch.from_numpy(categorical), items=seq,
+            item_categories=seq_cat, label=torch.from_numpy(label[idx].astype(np.float32)),
+            true_prob=None if true_prob is None else torch.from_numpy(true_prob[idx].astype(np.float32)),
+        )
+
+    train_pos = int(splits["train"].label.sum())
+    pos_weight = ((len(splits["train"]) - train_pos) / train_pos) if cfg.class_weight == "balanced" else None
+    bayes_auc = None
+    if true_prob is not None:
+        _, test_label, test_idx = sources["test"]
+        bayes_auc = round(synthetic.roc_auc(true_prob[test_idx], test_label[test_idx]), 6)
+
+    schema = Schema(
+        numeric_names=preparer.numeric_names, categorical_names=list(columns.categorical),
+        cardinalities=preparer.cardinalities, sequence_length=seq_len,
+        n_items=0 if items is None else int(summary["sequence"]["n_items"]),
+        n_item_categories=0 if items is None else int(summary["sequence"]["n_item_categories"]),
+    )
+    summary.update({
+        "rows": {name: len(s) for name, s in splits.items()},
+        "positive_rate": {name: round(float(s.label.mean()), 6) for name, s in splits.items()},
+        "columns": {**columns.by_kind(), "missing_indicators": [f"{n}_missing" for n in preparer.flagged]},
+        "cardinalities": dict(zip(columns.categorical, preparer.cardinalities, strict=True)),
+        "bayes_auc": bayes_auc,
+        "pos_weight": None if pos_weight is None else round(pos_weight, 6),
+    })
+    return PreparedData(schema=schema, train=splits["train"], val=splits["val"], test=splits["test"],
+                        pos_weight=pos_weight, bayes_auc=bayes_auc, summary=summary)
