@@ -209,7 +209,8 @@ class RayExecutor(Executor):
                      "traceback": str(exc).rstrip().splitlines()[-TAIL_LINES:]}
             record = self._failed(job, f"{error['type']}: {_first_line(cause)}", {"error": error})
         except WorkerCrashedError as exc:
-            record = self._failed(job, f"worker crashed: {_first_line(exc)}", {})
+            where = f" (pid {job.pid} on {job.host})" if job.host else ""
+            record = self._failed(job, f"worker crashed{where}: {_first_line(exc)}", {})
         except RayError as exc:  # node died, out of memory, runtime_env setup failed, ...
             record = self._failed(job, f"{type(exc).__name__}: {_first_line(exc)}", {})
         return self._with_harness(record, job, waited)
@@ -262,8 +263,12 @@ def _connect(address: str | None, runtime_env: dict[str, Any] | None) -> None:
     """
     target = address or os.environ.get("RAY_ADDRESS") or "local"
     _check_reachable(target)
-    ray.init(address=target, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-             runtime_env=runtime_env)
+    try:
+        ray.init(address=target, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                 runtime_env=runtime_env)
+    except (ConnectionError, RuntimeError) as exc:  # e.g. a dead cluster, a Ray version mismatch
+        where = "--address" if target != "local" else None
+        raise UserError(f"cannot join the Ray cluster at {target}: {_first_line(exc)}", where=where) from None
 
 
 def _check_reachable(address: str) -> None:
@@ -272,7 +277,7 @@ def _check_reachable(address: str) -> None:
     if not sep or not port.isdigit() or "://" in address:
         return  # "local", "auto" and ray:// addresses are Ray's to resolve
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         raise UserError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); give the head "
                         "node's host:port as printed by `ray start --head`", where="--address") from None
