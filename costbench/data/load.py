@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,13 @@ from costbench.data import PreparedData, Schema, Split, synthetic, tabular
 from costbench.data.cache import cache_key, load_or_build
 from costbench.errors import UserError
 
+if TYPE_CHECKING:
+    from costbench.spec import DataConfig
+
 SYNTHETIC_LABEL = "purchase"
 
 
-def load_data(cfg: Any, cache_dir: str | Path | None) -> PreparedData:
+def load_data(cfg: DataConfig, cache_dir: str | Path | None) -> PreparedData:
     """Prepared train/val/test tensors for a DataConfig. Raises UserError for a bad file or config."""
     if cache_dir is None:
         data = prepare(cfg)
@@ -39,7 +42,7 @@ def load_data(cfg: Any, cache_dir: str | Path | None) -> PreparedData:
     return data
 
 
-def check_data(cfg: Any) -> None:
+def check_data(cfg: DataConfig) -> None:
     """Raise the UserError ``load_data`` would raise for this config's data, without preparing it."""
     if cfg.source == "synthetic":
         _check_synthetic(cfg)
@@ -47,7 +50,7 @@ def check_data(cfg: Any) -> None:
         tabular.validate(cfg)
 
 
-def prepare(cfg: Any) -> PreparedData:
+def prepare(cfg: DataConfig) -> PreparedData:
     start = time.perf_counter()
     data = _prepare_synthetic(cfg) if cfg.source == "synthetic" else _prepare_tabular(cfg)
     data.summary["prepare_seconds"] = round(time.perf_counter() - start, 3)
@@ -57,7 +60,7 @@ def prepare(cfg: Any) -> PreparedData:
 # ----------------------------------------------------------------------------------------- synthetic
 
 
-def _check_synthetic(cfg: Any) -> None:
+def _check_synthetic(cfg: DataConfig) -> None:
     synthetic.check_config(cfg.n_items, cfg.n_categories)
     positives = min(max(round(cfg.positive_rate * cfg.rows), 1), cfg.rows - 1)
     for what, count in (("bought", positives), ("not-bought", cfg.rows - positives)):
@@ -67,7 +70,7 @@ def _check_synthetic(cfg: Any) -> None:
                             "rows, too few to put some in each of train, val and test; raise data.rows")
 
 
-def _prepare_synthetic(cfg: Any) -> PreparedData:
+def _prepare_synthetic(cfg: DataConfig) -> PreparedData:
     _check_synthetic(cfg)
     gen = synthetic.generate(cfg.rows, positive_rate=cfg.positive_rate, noise=cfg.noise,
                              sequence_length=cfg.sequence_length, n_items=cfg.n_items,
@@ -93,7 +96,7 @@ def _prepare_synthetic(cfg: Any) -> PreparedData:
 # ----------------------------------------------------------------------------------------- tabular
 
 
-def _prepare_tabular(cfg: Any) -> PreparedData:
+def _prepare_tabular(cfg: DataConfig) -> PreparedData:
     checked = tabular.validate(cfg)
     main, test = checked.main, checked.test
     sources = {name: (main.frame, main.label, idx) for name, idx in checked.splits.items() if name != "test"}
@@ -111,7 +114,7 @@ def _prepare_tabular(cfg: Any) -> PreparedData:
 # ----------------------------------------------------------------------------------------- both
 
 
-def _assemble(cfg: Any, columns: tabular.Columns,
+def _assemble(cfg: DataConfig, columns: tabular.Columns,
               sources: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]], summary: dict[str, Any], *,
               items: np.ndarray | None = None, item_categories: np.ndarray | None = None,
               true_prob: np.ndarray | None = None) -> PreparedData:

@@ -24,12 +24,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from costbench.errors import UserError, did_you_mean
+
+if TYPE_CHECKING:
+    from costbench.spec import DataConfig
 
 MISSING = "<missing>"
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
@@ -173,7 +176,7 @@ def _row(path: Path, index: int) -> str:
 # ----------------------------------------------------------------------------------------- columns
 
 
-def resolve_columns(cfg: Any, frame: pd.DataFrame, path: Path) -> tuple[Columns, list[str]]:
+def resolve_columns(cfg: DataConfig, frame: pd.DataFrame, path: Path) -> tuple[Columns, list[str]]:
     """Decide which column plays which part; every listed column must exist. Returns warnings too."""
     where = str(path)
     present = list(frame.columns)
@@ -429,7 +432,7 @@ def oversample(train: np.ndarray, label: np.ndarray, ratio: float, seed: int) ->
 # ----------------------------------------------------------------------------------------- checking
 
 
-def _read_checked(path: Path, cfg: Any, columns: Columns | None) -> tuple[pd.DataFrame, Columns | None,
+def _read_checked(path: Path, cfg: DataConfig, columns: Columns | None) -> tuple[pd.DataFrame, Columns | None,
                                                                           list[str]]:
     frame = read_table(path, cfg.source, "data.path" if columns is None else "data.test_path")
     warnings: list[str] = []
@@ -442,7 +445,7 @@ def _read_checked(path: Path, cfg: Any, columns: Columns | None) -> tuple[pd.Dat
     return frame, columns, warnings
 
 
-def validate(cfg: Any) -> Validated:
+def validate(cfg: DataConfig) -> Validated:
     """Read and check the file(s) of a csv/parquet DataConfig; dedupe and split. Raises UserError."""
     main_path = resolve_path(cfg.path)
     frame, columns, warnings = _read_checked(main_path, cfg, None)
