@@ -14,11 +14,12 @@ from torch import nn
 
 from costbench import precision
 from costbench.data import PreparedData, Split
+from costbench.data.load import load_data
 from costbench.evaluate import evaluate
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model
 from costbench.precision import CompileFailed, Unsupported, get_policy, param_bytes, serialized_bytes
-from costbench.spec import FAMILIES, EvalConfig, ModelConfig, QuantizeConfig, TrainConfig
+from costbench.spec import FAMILIES, DataConfig, EvalConfig, ModelConfig, QuantizeConfig, TrainConfig
 from costbench.train import seed_everything, train_model
 from tests.test_train import tiny_data
 
@@ -54,7 +55,8 @@ def small():
 
 @pytest.fixture(scope="module")
 def larger():
-    return tiny_data(rows=10000)
+    """The synthetic shoppers every sweep starts from, small enough for a test."""
+    return load_data(DataConfig(rows=12000, seed=7), cache_dir=None)
 
 
 @pytest.fixture(scope="module")
