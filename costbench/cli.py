@@ -56,10 +56,12 @@ def validate(
     sweep_file: Annotated[Path, typer.Argument(help="The sweep YAML file.", show_default=False)],
     set_: SetOption = None,
 ) -> None:
-    """Check a sweep file and list the trials it expands to, without running anything."""
+    """Check a sweep file and its data files, and list the trials it expands to, without running anything."""
+    from costbench.engine import check_data
     from costbench.spec import load_sweep
 
     sweep = load_sweep(sweep_file, set_ or [])
+    check_data(sweep.trials)
     for warning in sweep.warnings:
         stderr.print(f"[yellow]warning:[/] {escape(warning)}")
     table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")

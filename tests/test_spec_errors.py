@@ -121,3 +121,12 @@ def test_every_shipped_sweep_validates() -> None:
     for sweep in sweeps:
         result = runner.invoke(app, ["validate", str(sweep)])
         assert result.exit_code == 0, (sweep, result.stderr)
+
+
+def test_validate_checks_the_data_file(tmp_path: Path) -> None:
+    """A bad CSV is caught by `validate` too, before anyone starts a sweep on it."""
+    (tmp_path / "s.csv").write_text("pages,bought\n3,yes\n4,no\n5,maybe\n")
+    text = "name: t\ndata: {source: csv, path: s.csv, label: bought}\n"
+    _, result = run_validate(tmp_path, text)
+    line = one_line_error(result)
+    assert "s.csv" in line and "bought" in line
