@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from costbench.precision import Unsupported, get_policy, param_bytes, serialized_bytes
 from costbench.record import make_record, utc_now
 from costbench.spec import TrialConfig
 
@@ -26,7 +27,7 @@ def run_trial(trial: dict[str, Any], on_phase: Callable[[str], None] | None = No
     started_at = utc_now()
     try:
         metrics, details = _measure(trial, on_phase or (lambda _phase: None))
-    except TrialSkipped as exc:
+    except (TrialSkipped, Unsupported) as exc:
         return make_record(trial, "skipped", reason=str(exc), started_at=started_at)
     return make_record(trial, "ok", metrics=metrics, details=details, started_at=started_at)
 
@@ -53,7 +54,6 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
     from costbench.measure.memory import PeakMemory
     from costbench.model_presets import resolve_hparams
     from costbench.models import build_model, count_params
-    from costbench.precision import get_policy, param_bytes, serialized_bytes
     from costbench.train import seed_everything, train_model
 
     cfg = TrialConfig.model_validate(trial["config"])
