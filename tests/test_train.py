@@ -1,4 +1,6 @@
-"""Training and evaluation on tiny in-memory data: every family, NaN detection, reproducibility, stopping."""
+"""Training and evaluation: every family, NaN detection, reproducibility and stopping on tiny in-memory
+data; and, on the default synthetic shoppers, the check that the models, the loop and the generator fit
+together (a small mlp comes within 0.02 of the Bayes-optimal AUC, a linear model stays clearly below)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,11 @@ import pytest
 import torch
 
 from costbench.data import PreparedData, Schema, Split
+from costbench.data.load import load_data
 from costbench.evaluate import evaluate, predict_proba
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model
-from costbench.spec import FAMILIES, EvalConfig, ModelConfig, TrainConfig
+from costbench.spec import FAMILIES, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from costbench.train import NonFiniteLoss, lr_factor, seed_everything, train_model, validation_auc
 
 CPU = torch.device("cpu")
@@ -21,6 +24,16 @@ SCHEMA = Schema(numeric_names=["a", "b", "c", "d"], categorical_names=["device",
                 sequence_length=6, n_items=50, n_item_categories=8)
 QUALITY_KEYS = {"auc", "pr_auc", "logloss", "brier", "accuracy", "precision", "recall", "f1", "threshold",
                 "capture_at_top", "lift_at_top"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: the same float summation order (so the same AUC) on every machine, and on a busy
+    2-core box several times faster than two threads fighting over small matrices."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _split(n: int, g: torch.Generator) -> Split:
@@ -41,10 +54,10 @@ def tiny_data(rows: int = 3000, pos_weight: float | None = None) -> PreparedData
 
 
 def _train(family: str = "mlp", data: PreparedData | None = None, seed: int = 0, autocast=contextlib.nullcontext,
-           grad_scaler=None, **train):
+           grad_scaler=None, size: str = "xs", **train):
     seed_everything(seed)
     data = data or tiny_data()
-    model = build_model(resolve_hparams(ModelConfig(family=family, size="xs")), data.schema)
+    model = build_model(resolve_hparams(ModelConfig(family=family, size=size)), data.schema)
     cfg = TrainConfig(**{"epochs": 2, "batch_size": 256, "lr": 0.01, **train})
     result = train_model(model, data, cfg, device=CPU, autocast=autocast, grad_scaler=grad_scaler)
     return model, data, result
@@ -148,3 +161,16 @@ def test_autocast_and_grad_scaler_plug_in():
     model, data, _ = _train(autocast=bf16, grad_scaler=torch.amp.GradScaler("cpu"), grad_clip=1.0)
     assert len(calls) > 2 * math.ceil(3000 / 256)  # every training step and the validation passes
     assert evaluate(model, data, EvalConfig(), CPU)["auc"] > 0.65
+
+
+def test_mlp_nears_bayes_auc_while_logreg_stays_below():
+    """On the default data config itself (200,000 rows): with 50,000 rows the mlp's gap is about 0.036,
+    because the generator's interactions need more rows than that to be learnt, not more capacity."""
+    data = load_data(DataConfig(), None)
+    mlp = _train("mlp", data, size="s", epochs=10, batch_size=1024, lr=0.003, patience=3)[0]
+    logreg = _train("logreg", data, size="s", epochs=3, batch_size=1024, lr=0.02)[0]
+    bayes = data.bayes_auc
+    mlp_auc, logreg_auc = (evaluate(m, data, EvalConfig(), CPU)["auc"] for m in (mlp, logreg))
+    numbers = f"bayes {bayes:.4f}, mlp s {mlp_auc:.4f} (gap {bayes - mlp_auc:.4f}), logreg s {logreg_auc:.4f}"
+    assert bayes - mlp_auc <= 0.02, numbers
+    assert bayes - logreg_auc > 0.03, numbers
