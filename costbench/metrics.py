@@ -48,16 +48,20 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
+def _threshold_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One point per distinct score, best first: (threshold, rows called buyers, true positives) for the
+    rule 'score >= threshold', so tied scores always fall on the same side."""
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]  # the last row of each tie group
+    return s_sorted[last], last + 1.0, np.cumsum(y_sorted)[last]
+
+
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Area under the precision-recall curve: the step sum over distinct thresholds (as sklearn)."""
     y, s = _as_arrays(y_true, scores)
     n_pos, _ = _both_classes(y)
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    # the last row of each group of equal scores: one point of the curve per distinct threshold
-    last = np.r_[np.flatnonzero(np.diff(s_sorted)), s_sorted.size - 1]
-    tp = np.cumsum(y_sorted)[last]
-    predicted = last + 1.0
+    _, predicted, tp = _threshold_curve(y, s)
     precision = tp / predicted
     recall = tp / n_pos
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
@@ -98,12 +102,9 @@ def f1_optimal_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
     threshold on a tie in F1."""
     y, p = _as_arrays(y_true, proba)
     n_pos, _ = _both_classes(y)
-    order = np.argsort(-p, kind="mergesort")
-    p_sorted, y_sorted = p[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(p_sorted)), p_sorted.size - 1]
-    tp = np.cumsum(y_sorted)[last]
-    f1 = 2 * tp / (last + 1.0 + n_pos)  # 2TP / (predicted + actual positives)
-    return float(p_sorted[last[int(np.argmax(f1))]])
+    thresholds, predicted, tp = _threshold_curve(y, p)
+    f1 = 2 * tp / (predicted + n_pos)  # 2TP / (predicted + actual positives)
+    return float(thresholds[int(np.argmax(f1))])
 
 
 def capture_at_top(y_true: np.ndarray, scores: np.ndarray, fraction: float) -> float:
