@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from costbench.record import STATUSES
 from costbench.spec import Trial
 
 TRIAL_FUNCTION = "costbench.trial:run_trial"
+TAIL_LINES = 12  # lines of traceback or output kept in a failed record
+
+
+def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
+    """'package.module:function' -> the function."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"trial function '{spec}' is not 'module:function'")
+    return getattr(importlib.import_module(module), name)
+
+
+def valid_record(record: Any, trial_id: str) -> dict[str, Any] | None:
+    """The record a trial function returned, or None when it is not one for this trial."""
+    ok = isinstance(record, dict) and record.get("id") == trial_id and record.get("status") in STATUSES
+    return record if ok else None
+
+
+def invalid_record_reason(record: Any) -> tuple[str, dict[str, Any]]:
+    """The failure reason (and details) for a trial function that returned something else."""
+    shown = repr(record)[:300]
+    return (f"the trial function returned no valid record (needs a dict with this trial's id and a status "
+            f"in {', '.join(STATUSES)}): {shown}", {})
 
 
 @dataclass(frozen=True)

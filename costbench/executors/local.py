@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import importlib
 import multiprocessing
 import os
 import re
@@ -23,16 +22,24 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from costbench.executors.base import TRIAL_FUNCTION, Executor, TrialEvent
+from costbench.executors.base import (
+    TAIL_LINES,
+    TRIAL_FUNCTION,
+    Executor,
+    TrialEvent,
+    invalid_record_reason,
+    resolve_trial_fn,
+    valid_record,
+)
 from costbench.measure.environment import usable_cores
-from costbench.record import STATUSES, make_record, utc_now
+from costbench.record import make_record, utc_now
 from costbench.spec import Trial
 
 # Imported once, in the forkserver, so that no trial pays for them: torch, torch._dynamo (the first
@@ -43,7 +50,6 @@ PRELOAD = ("torch", "torch._dynamo", __name__, "costbench.trial", "costbench.dat
            "costbench.train", "costbench.evaluate", "costbench.precision", "costbench.measure.latency",
            "costbench.measure.memory", "costbench.measure.energy", "costbench.measure.cost")
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
-TAIL_LINES = 12  # lines of traceback or output kept in a failed record
 
 
 # ----------------------------------------------------------------------------------- worker plan
@@ -112,14 +118,6 @@ class _Job:
     threads: int
     log_path: str
     cuda_visible_devices: str | None
-
-
-def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
-    """'package.module:function' -> the function."""
-    module, sep, name = spec.partition(":")
-    if not sep or not module or not name:
-        raise ValueError(f"trial function '{spec}' is not 'module:function'")
-    return getattr(importlib.import_module(module), name)
 
 
 def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
@@ -328,9 +326,9 @@ class LocalExecutor(Executor):
             if job.process.is_alive():
                 self._end([job])
             kind, payload = job.outcome
-            record = _checked(payload, job.trial.id) if kind == "result" else None
+            record = valid_record(payload, job.trial.id) if kind == "result" else None
             if record is None:
-                reason, details = (_invalid(payload) if kind == "result" else
+                reason, details = (invalid_record_reason(payload) if kind == "result" else
                                    (f"{payload['type']}: {payload['message']}", {"error": payload}))
                 record = self._failed(job, reason, details)
         elif dead:
@@ -385,17 +383,6 @@ def _gpu_count(trials: Sequence[Trial]) -> int:
     from costbench.measure.environment import cuda_device_count
 
     return cuda_device_count()
-
-
-def _checked(record: Any, trial_id: str) -> dict[str, Any] | None:
-    ok = isinstance(record, dict) and record.get("id") == trial_id and record.get("status") in STATUSES
-    return record if ok else None
-
-
-def _invalid(record: Any) -> tuple[str, dict[str, Any]]:
-    shown = repr(record)[:300]
-    return (f"the trial function returned no valid record (needs a dict with this trial's id and a status "
-            f"in {', '.join(STATUSES)}): {shown}", {})
 
 
 def _death(exitcode: int | None, tail: list[str]) -> str:

@@ -24,8 +24,15 @@ import ray
 from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
 
 from costbench.errors import UserError
-from costbench.executors.base import TRIAL_FUNCTION, Executor, TrialEvent
-from costbench.executors.local import TAIL_LINES, _checked, _invalid, resolve_trial_fn
+from costbench.executors.base import (
+    TAIL_LINES,
+    TRIAL_FUNCTION,
+    Executor,
+    TrialEvent,
+    invalid_record_reason,
+    resolve_trial_fn,
+    valid_record,
+)
 from costbench.record import make_record, utc_now
 from costbench.spec import Trial
 
@@ -200,9 +207,9 @@ class RayExecutor(Executor):
         waited = None
         try:
             payload, waited = ray.get(ref)
-            record = _checked(payload, job.trial.id)
+            record = valid_record(payload, job.trial.id)
             if record is None:
-                record = self._failed(job, *_invalid(payload))
+                record = self._failed(job, *invalid_record_reason(payload))
         except RayTaskError as exc:  # the trial function raised: report its own exception
             cause = exc.cause if exc.cause is not None else exc
             error = {"type": type(cause).__name__, "message": str(cause),
