@@ -88,11 +88,12 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
         try:
             write_sweep_file(run_dir, sweep)
             write_environment(run_dir, settings, stderr)
+            if todo:
+                show_data_summary(write_data_summary(run_dir, todo), console)
             outcome = _run(executor, todo, store, counts, options, console) if executor else _Outcome()
         finally:
             if executor is not None:
                 executor.close()
-            write_data_summary(run_dir)
         if executor is None:
             console.print("nothing to run: every trial of this sweep has a record", highlight=False)
     return _finish(sweep, run_dir, options, outcome, console, stderr)
@@ -145,21 +146,32 @@ def write_environment(run_dir: Path, settings: dict[str, Any], stderr: Console) 
     write_text_atomic(path, json.dumps(env, indent=2) + "\n")
 
 
-def write_data_summary(run_dir: Path) -> Path | None:
-    """One summary per distinct data config, taken from the first ok record that carries one."""
-    records, _ = read_records(run_dir)
+def write_data_summary(run_dir: Path, trials: list[Trial]) -> list[dict[str, Any]]:
+    """Prepare each distinct dataset once, in the driver, before any trial: the trials then only read
+    the cache, and the run keeps a summary of what they were trained and tested on."""
+    from costbench.data.load import load_data
+
     datasets: dict[str, dict[str, Any]] = {}
-    for record in latest_records(records).values():
-        summary = (record.get("details") or {}).get("data")
-        config = (record.get("config") or {}).get("data")
-        if record["status"] == "ok" and summary and config is not None:
-            datasets.setdefault(canonical_json(config), {"config": config, "summary": summary,
-                                                         "from_trial": record["id"]})
-    if not datasets:
-        return None
+    for trial in trials:
+        key = canonical_json(trial.config["data"])
+        if key not in datasets:
+            data = load_data(DataConfig.model_validate(trial.config["data"]), trial.cache_dir)
+            datasets[key] = {"config": trial.config["data"], "summary": data.summary}
     path = run_dir / DATA_SUMMARY_FILE
     write_text_atomic(path, json.dumps({"datasets": list(datasets.values())}, indent=2, default=str) + "\n")
-    return path
+    return list(datasets.values())
+
+
+def show_data_summary(datasets: list[dict[str, Any]], console: Console) -> None:
+    """One line per dataset: what the trials learn from, before they start."""
+    for dataset in datasets:
+        summary = dataset["summary"]
+        rows, rate = summary["rows"], summary["positive_rate"]
+        splits = ", ".join(f"{name} {rows[name]:,} ({rate[name]:.1%} buyers)" for name in ("train", "val", "test"))
+        bayes = f"; best possible AUC {summary['bayes_auc']:.4f}" if summary.get("bayes_auc") else ""
+        dropped = f"; {summary['duplicates_dropped']:,} duplicates dropped" if summary.get("duplicates_dropped") else ""
+        source = summary.get("path") or summary["source"]
+        console.print(f"data: {source}: {splits}{dropped}{bayes}", highlight=False)
 
 
 # ----------------------------------------------------------------------------------- before the run

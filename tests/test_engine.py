@@ -64,8 +64,12 @@ def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary
     assert env["run"]["executor"] == "local" and env["run"]["workers"] == 1 and env["run"]["threads"] == 1
     assert env["cpu"]["usable_cores"] >= 1
 
-    summary = json.loads((out / "data_summary.json").read_text())
-    assert [d["summary"] for d in summary["datasets"]] == [{"rows": 2000}]
+    datasets = json.loads((out / "data_summary.json").read_text())["datasets"]
+    assert len(datasets) == 1, "both trials share one dataset, prepared once by the driver"
+    summary = datasets[0]["summary"]
+    assert sum(summary["rows"].values()) == 2000
+    assert 0.5 < summary["bayes_auc"] <= 1.0
+    assert datasets[0]["config"]["rows"] == 2000
 
 
 def test_fresh_starts_over_in_a_new_directory_and_deletes_nothing(tmp_path):
