@@ -12,6 +12,8 @@ import pytest
 import yaml
 from rich.console import Console
 
+pytest.importorskip("ray", reason="the optional ray extra is not installed (pip install -e '.[ray]'); CI installs it")
+
 from costbench.engine import TRIAL_FN_ENV, SweepOptions, run_sweep
 from costbench.errors import UserError
 from costbench.executors import make_executor
