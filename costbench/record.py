@@ -70,6 +70,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_peak_mem_mb": ("MB", "min", "peak memory while training (device on CUDA, process RSS on CPU)"),
     "train_mem_delta_mb": ("MB", "min", "training peak minus the memory in use before training"),
     "train_peak_reserved_mb": ("MB", "min", "CUDA: peak memory reserved by the caching allocator"),
+    "prepare_peak_mem_mb": ("MB", "min", "peak memory while casting, quantizing and compiling for serving"),
     "serve_peak_mem_mb": ("MB", "min", "peak memory while serving"),
     # serving, at serve.batch_size_for_objective
     "p50_ms": ("ms", "min", "median latency of one serving call"),
