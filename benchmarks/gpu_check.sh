@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The GPU check to run in ONE call on a lent GPU machine: `costbench env`, the CUDA tests, a small
+# gpu-scale sweep and its report. Written for the workplace's H200 image (python3 with a CUDA torch;
+# typer, rich, pandas, pyarrow, matplotlib, pytest, hypothesis present). That image lacks pydantic and
+# torchao: carry them as wheels and install them first (see the device tool's notes). Not yet run on
+# a GPU: no session so far has had one.
+set -uo pipefail
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+out=${OUT:-/tmp/costbench-gpu}
+mkdir -p "$out"
+python3 -m costbench env 2>&1 | tee "$out/env.txt"
+python3 -m pytest -q -m cuda tests/ 2>&1 | tee "$out/cuda_tests.txt"
+python3 -m costbench sweep sweeps/gpu-scale.yaml --out "$out/run" --trial-timeout 180 \
+  --set data.rows=200000 --set train.epochs=2 --set 'grid.model.family=[mlp,transformer]' \
+  --set 'grid.model.size=[m,l]' --set 'grid.train.batch_size=[4096]' 2>&1 | tee "$out/sweep.txt"
+python3 -m costbench report "$out/run" --format markdown 2>&1 | tee "$out/report.txt"
+tar czf "$out/gpu-scale-run.tgz" -C "$out" run && rm -rf "$out/run"  # the device returns at most 8 files
