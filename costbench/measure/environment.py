@@ -46,7 +46,8 @@ def cpu_info() -> dict[str, Any]:
 
 
 def cuda_device_count() -> int:
-    """GPU count without initialising CUDA in this process (nvidia-smi, else torch's lazy query)."""
+    """GPUs torch can use. Queries the driver but creates no CUDA context; trials fork from the
+    forkserver, never from a process that asked this, so the query cannot break CUDA in a trial."""
     try:
         import torch
 
