@@ -83,6 +83,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "serve_cost_per_million_usd": ("$", "min", "cost of one million predictions at measured throughput"),
     "serve_energy_per_1k_j": ("J", "min", "energy per 1,000 predictions, where a hardware counter exists"),
     "probe_drift": ("", "min", "relative change of the GEMM probe across the latency phase (noise)"),
+    "round_spread": ("", "min", "max / min - 1 of the per-round p50s at the headline batch size (noise)"),
 }
 
 

@@ -157,5 +157,7 @@ def _latency_metrics(latency: dict[str, Any], cfg: TrialConfig, device: torch.de
         metrics.update({f"{name}@{batch}": value for name, value in values.items()})
         if batch == headline:
             metrics.update(values)
+            rounds = stats["round_p50s_ms"]
+            metrics["round_spread"] = max(rounds) / min(rounds) - 1 if min(rounds) > 0 else None
     metrics["probe_drift"] = latency["probe"]["drift"]
     return metrics

@@ -229,6 +229,17 @@ def test_noisy_latency_is_flagged(tmp_path: Path) -> None:
     assert all("noisy" in r.flags for r in report.rows)
 
 
+def test_rounds_that_disagree_flag_noisy_latency(tmp_path: Path) -> None:
+    """A steady probe but per-round p50s 30% apart: the timing was not stable either."""
+
+    def outcome(trial: Trial) -> tuple[str, dict[str, Any]]:
+        spread = 0.3 if trial.config["precision"] == "int8" else 0.05
+        return "ok", {**hand_metrics(trial), "probe_drift": 0.01, "round_spread": spread}
+
+    report, _ = build(write_run(tmp_path, outcome=outcome), min_quality=0.5)
+    assert {r.config["precision"] for r in report.rows if "noisy" in r.flags} == {"int8"}
+
+
 def test_user_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no such directory"):
         render(tmp_path / "nope")

@@ -34,7 +34,7 @@ def test_ok_record_carries_every_headline_metric(tmp_path: Path) -> None:
     metrics = record["metrics"]
     for name in ("auc", "bayes_auc", "params", "model_bytes", "train_seconds", "train_cost_usd",
                  "train_peak_mem_mb", "serve_peak_mem_mb", "p50_ms", "p99_ms", "throughput",
-                 "serve_cost_per_million_usd", "p99_ms@16"):
+                 "serve_cost_per_million_usd", "p99_ms@16", "probe_drift", "round_spread"):
         assert name in metrics, name
     assert all(is_known_metric(name) for name in metrics), [n for n in metrics if not is_known_metric(n)]
     assert 0.5 < metrics["auc"] <= 1.0

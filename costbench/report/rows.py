@@ -15,12 +15,13 @@ from typing import Any
 from costbench.spec import canonical_json
 
 TWIN_SHARE = 0.99  # MLPerf: a low-precision model must keep >= 99% of its fp32 twin's quality
-NOISY_DRIFT = 0.2  # GEMM probe drift above this means the machine changed speed while latency was timed
+NOISY_DRIFT = 0.2  # probe drift or round spread above this: the machine changed speed while latency was timed
 
 FLAGS = {
     "below-twin": f"AUC below {TWIN_SHARE:.0%} of its fp32 twin (same config, precision fp32)",
     "low-quality": "AUC below --min-quality x the best fp32 AUC of its model family on the same data",
-    "noisy": f"latency probe drifted more than {NOISY_DRIFT:.0%} while timing (numbers are noisy)",
+    "noisy": f"latency probe drifted, or the rounds' p50s differed, by more than {NOISY_DRIFT:.0%} while timing "
+             "(numbers are noisy)",
 }
 
 
@@ -145,8 +146,8 @@ def add_quality(rows: list[Row], min_quality: float) -> None:
         reference = best.get(family_key(row.config))
         if _is_number(auc) and reference is not None and auc < min_quality * reference:  # type: ignore[operator]
             row.flags.append("low-quality")
-        drift = row.metrics.get("probe_drift")
-        if _is_number(drift) and abs(drift) > NOISY_DRIFT:  # type: ignore[arg-type]
+        unstable = [row.metrics.get(name) for name in ("probe_drift", "round_spread")]
+        if any(_is_number(x) and abs(x) > NOISY_DRIFT for x in unstable):  # type: ignore[arg-type]
             row.flags.append("noisy")
 
 
