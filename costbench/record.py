@@ -87,6 +87,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# A latency measurement is noisy when the GEMM probe drifted, or the rounds' p50s spread, by more than this.
+NOISY_DRIFT = 0.20
+
+
 def metric_unit(name: str) -> str:
     """The unit of a metric, also for per-batch-size names such as ``p99_ms@256``."""
     base = name.split("@", 1)[0]

@@ -41,6 +41,7 @@ from costbench.data import Split
 from costbench.measure.energy import EnergyMeter
 from costbench.measure.environment import usable_cores
 from costbench.measure.stats import PERCENTILE_METHOD, early_stopping_percentile, percentiles
+from costbench.record import NOISY_DRIFT
 from costbench.spec import ServeConfig
 
 LOCK_PATH = Path(tempfile.gettempdir()) / "costbench-latency.lock"
@@ -50,7 +51,6 @@ MAX_WARMUP_CHUNKS = 10
 REWARM_CALLS = 3  # untimed calls when a round switches to a batch size, so the switch itself is not timed
 PROBE_SIZE = 256
 PROBE_REPS = 50
-NOISY_DRIFT = 0.20
 
 Inputs = tuple[torch.Tensor, ...]
 TimedCall = Callable[[Callable[..., Any], Inputs], float]

@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from costbench.record import NOISY_DRIFT
 from costbench.spec import canonical_json
 
 TWIN_SHARE = 0.99  # MLPerf: a low-precision model must keep >= 99% of its fp32 twin's quality
-NOISY_DRIFT = 0.2  # probe drift or round spread above this: the machine changed speed while latency was timed
 
 FLAGS = {
     "below-twin": f"AUC below {TWIN_SHARE:.0%} of its fp32 twin (same config, precision fp32)",
