@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from costbench.errors import UserError
+from costbench.errors import UserError, warn
 
 app = typer.Typer(
     name="costbench",
@@ -63,7 +63,7 @@ def validate(
     sweep = load_sweep(sweep_file, set_ or [])
     check_data(sweep.trials)
     for warning in sweep.warnings:
-        stderr.print(f"[yellow]warning:[/] {escape(warning)}")
+        warn(stderr, warning)
     table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")
     table.add_column("id", style="cyan", no_wrap=True)
     axes = list(dict.fromkeys(k for t in sweep.trials for k in t.axes))

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from costbench.errors import UserError
+from costbench.errors import UserError, warn
 from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
@@ -68,7 +68,7 @@ def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Con
 
 def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
     for warning in sweep.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}")
+        warn(stderr, warning)
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)
@@ -76,11 +76,11 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
     trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
     with RunStore(run_dir) as store:
         if store.took_over_from:
-            stderr.print(f"[yellow]warning:[/] took over the lock of a sweep that died "
+            warn(stderr, f"took over the lock of a sweep that died "
                          f"(pid {store.took_over_from.get('pid')}, started {store.took_over_from.get('started_at')})")
         records, warnings = read_records(run_dir)
         for warning in warnings:
-            stderr.print(f"[yellow]warning:[/] {warning}")
+            warn(stderr, warning)
         todo, counts = plan_resume(trials, latest_records(records), options.retry_failed)
         _say_resume(trials, records, counts, options.retry_failed, console)
         # made before the environment is collected: a local executor's forkserver imports meanwhile
@@ -141,7 +141,7 @@ def write_environment(run_dir: Path, settings: dict[str, Any], stderr: Console) 
             old = {}
         changed = [k for k in ("host", "cpu", "gpus", "versions", "costbench_commit") if old.get(k) != env.get(k)]
         if old and changed:
-            stderr.print(f"[yellow]warning:[/] this run directory was started with a different {', '.join(changed)}; "
+            warn(stderr, f"this run directory was started with a different {', '.join(changed)}; "
                          f"its records now mix environments ({path} describes the latest)")
     write_text_atomic(path, json.dumps(env, indent=2) + "\n")
 
@@ -151,15 +151,14 @@ def write_data_summary(run_dir: Path, trials: list[Trial]) -> list[dict[str, Any
     the cache, and the run keeps a summary of what they were trained and tested on."""
     from costbench.data.load import load_data
 
-    datasets: dict[str, dict[str, Any]] = {}
-    for trial in trials:
-        key = canonical_json(trial.config["data"])
-        if key not in datasets:
-            data = load_data(DataConfig.model_validate(trial.config["data"]), trial.cache_dir)
-            datasets[key] = {"config": trial.config["data"], "summary": data.summary}
+    datasets = [
+        {"config": trial.config["data"],
+         "summary": load_data(DataConfig.model_validate(trial.config["data"]), trial.cache_dir).summary}
+        for trial in distinct_datasets(trials)
+    ]
     path = run_dir / DATA_SUMMARY_FILE
-    write_text_atomic(path, json.dumps({"datasets": list(datasets.values())}, indent=2, default=str) + "\n")
-    return list(datasets.values())
+    write_text_atomic(path, json.dumps({"datasets": datasets}, indent=2, default=str) + "\n")
+    return datasets
 
 
 def show_data_summary(datasets: list[dict[str, Any]], console: Console) -> None:
@@ -188,16 +187,20 @@ def _check_importable(trial_fn: str) -> None:
                         f"{f', set by {TRIAL_FN_ENV}' if TRIAL_FN_ENV in os.environ else ''})")
 
 
+def distinct_datasets(trials: list[Trial]) -> list[Trial]:
+    """The first trial of each distinct data config: data is checked and prepared once per dataset."""
+    seen: dict[str, Trial] = {}
+    for trial in trials:
+        seen.setdefault(canonical_json(trial.config["data"]), trial)
+    return list(seen.values())
+
+
 def check_data(trials: list[Trial]) -> None:
     """Check each distinct data source once, so a bad file stops the sweep before any trial starts."""
     from costbench.data.load import check_data as check_one
 
-    seen: set[str] = set()
-    for trial in trials:
-        key = canonical_json(trial.config["data"])
-        if key not in seen:
-            seen.add(key)
-            check_one(DataConfig.model_validate(trial.config["data"]))
+    for trial in distinct_datasets(trials):
+        check_one(DataConfig.model_validate(trial.config["data"]))
 
 
 def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:
@@ -249,7 +252,7 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
 
         plan = plan_workers(todo, workers)
         for note in plan.notes:
-            stderr.print(f"[yellow]warning:[/] {note}")
+            warn(stderr, note)
         workers, threads = plan.workers, plan.threads
     from_file = kind == spec.kind  # the file's ray settings do not apply when --executor chose local
     settings = {
@@ -348,7 +351,7 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
         stderr.print(f"resume with: {resume_command(run_dir, options)}", highlight=False, markup=False,
                      soft_wrap=True)
         return EXIT_INTERRUPTED if outcome.interrupted else 1
-    _report(sweep, run_dir, console, stderr)
+    _report(run_dir, console, stderr)
     files = [run_dir / name for name in (SWEEP_FILE, ENVIRONMENT_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
     console.print("written: " + "  ".join(str(f) for f in files if f.exists()), highlight=False)
     return 0
@@ -367,12 +370,11 @@ def resume_command(run_dir: Path, options: SweepOptions) -> str:
     return shlex.join(parts)
 
 
-def _report(sweep: Sweep, run_dir: Path, console: Console, stderr: Console) -> None:
+def _report(run_dir: Path, console: Console, stderr: Console) -> None:
+    """The Pareto table at the end of a sweep, with the report's defaults (the sweep's own objectives)."""
     from costbench.report import ReportOptions, render_report
 
-    options = ReportOptions(objectives=",".join(sweep.spec.objectives), by=None, where=[], min_quality=0.99,
-                            traffic=None, slo_p99=None, retrains_per_month=0.0, format="table")
     try:
-        render_report(run_dir, options, console=console, stderr=stderr)
+        render_report(run_dir, ReportOptions(), console=console, stderr=stderr)
     except UserError as exc:
         stderr.print(f"report: {exc}", highlight=False, markup=False)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from rich.console import Console
+from rich.markup import escape
+
 
 class UserError(Exception):
     """A mistake in the user's input: says what is wrong, where, and how to fix it."""
@@ -29,3 +32,8 @@ def did_you_mean(value: object, allowed: Iterable[object]) -> str:
 
 def allowed_list(allowed: Iterable[object]) -> str:
     return ", ".join(str(a) for a in allowed)
+
+
+def warn(stderr: Console, message: str) -> None:
+    """One yellow 'warning:' line; the message is printed as text, never read as rich markup."""
+    stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)

@@ -282,10 +282,6 @@ class Trial:
         return {"id": self.id, "group": self.group, "repeat": self.repeat, "axes": self.axes,
                 "config": self.config, "cache_dir": self.cache_dir}
 
-    @property
-    def spec(self) -> TrialConfig:
-        return TrialConfig.model_validate(self.config)
-
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from costbench.errors import UserError
+from costbench.errors import UserError, warn
 from costbench.report.build import Report, build_report
 from costbench.report.files import markdown, report_json, rows_frame, write_files
 from costbench.report.table import plan_table, to_rich, trials_table
@@ -40,7 +40,7 @@ def render_report(run_dir: str | Path, options: ReportOptions, console: Console,
                           min_quality=options.min_quality, traffic=options.traffic, slo_p99=options.slo_p99,
                           retrains_per_month=options.retrains_per_month)
     for warning in report.warnings:
-        stderr.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+        warn(stderr, warning)
     paths = write_files(report)
     if options.format == "table":
         console.print(to_rich(trials_table(report), console.width))
