@@ -21,6 +21,7 @@ import torch
 
 from costbench.data import synthetic
 from costbench.data.load import load_data
+from costbench.metrics import roc_auc
 from costbench.spec import DataConfig
 
 
@@ -55,7 +56,7 @@ def bayes_without_sequence(cfg: DataConfig, draws: int = 16) -> float:
     from costbench.data.tabular import stratified_split
 
     test = stratified_split(gen.label, {"val": cfg.split.val, "test": cfg.split.test}, cfg.split.seed)["test"]
-    return synthetic.roc_auc(mean[test], gen.label[test])
+    return roc_auc(gen.label[test], mean[test])
 
 
 def main() -> None:

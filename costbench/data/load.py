@@ -23,6 +23,7 @@ import torch
 from costbench.data import PreparedData, Schema, Split, synthetic, tabular
 from costbench.data.cache import cache_key, load_or_build
 from costbench.errors import UserError
+from costbench.metrics import roc_auc
 
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
@@ -147,7 +148,7 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
     bayes_auc = None
     if true_prob is not None:
         _, test_label, test_idx = sources["test"]
-        bayes_auc = round(synthetic.roc_auc(true_prob[test_idx], test_label[test_idx]), 6)
+        bayes_auc = round(roc_auc(test_label[test_idx], true_prob[test_idx]), 6)
 
     schema = Schema(
         numeric_names=preparer.numeric_names, categorical_names=list(columns.categorical),

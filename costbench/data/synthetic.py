@@ -333,21 +333,3 @@ def draw_labels(logit: np.ndarray, positive_rate: float, noise: float, rng: np.r
     cut = 0.5 * (score[order[k - 1]] + score[order[k]])
     true_prob = _sigmoid((logit - cut) / noise) if noise > 0 else label.astype(np.float64)
     return label, true_prob
-
-
-def roc_auc(score: np.ndarray, label: np.ndarray) -> float:
-    """Exact ROC AUC (Mann-Whitney, ties counted half)."""
-    score = np.asarray(score, dtype=np.float64)
-    label = np.asarray(label, dtype=bool)
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    first = np.concatenate([[True], s[1:] != s[:-1]])
-    starts = np.flatnonzero(first)
-    ends = np.concatenate([starts[1:], [len(s)]])
-    ranks = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]  # 1-based average ranks
-    pos = label[order]
-    n_pos = int(pos.sum())
-    n_neg = len(s) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
