@@ -32,11 +32,10 @@ from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
 from costbench.spec import DataConfig, Sweep, Trial, canonical_json
-from costbench.store import RunStore, latest_records, read_records, write_text_atomic
+from costbench.store import SWEEP_FILE, RunStore, latest_records, read_records, write_text_atomic
 
 TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
 EXIT_INTERRUPTED = 130
-SWEEP_FILE = "sweep.yaml"
 ENVIRONMENT_FILE = "environment.json"
 DATA_SUMMARY_FILE = "data_summary.json"
 DATA_CACHE_DIR = "data-cache"

@@ -22,6 +22,7 @@ from costbench.errors import UserError
 from costbench.record import utc_now
 
 TRIALS_FILE = "trials.jsonl"
+SWEEP_FILE = "sweep.yaml"  # the resolved sweep a run was made from; re-running it resumes the run
 LOCK_FILE = ".costbench.lock"
 
 

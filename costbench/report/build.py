@@ -13,11 +13,9 @@ from costbench.errors import UserError
 from costbench.pareto import PICK_RULE, Objective, compute_fronts
 from costbench.report.filters import Condition, apply_where, check_name, group_value, parse_where
 from costbench.report.planner import Plan, parse_slo, parse_traffic, plan_serving
-from costbench.report.rows import FLAGS, Row, add_quality, aggregate, latest_records, status_counts
+from costbench.report.rows import FLAGS, Row, add_quality, aggregate, status_counts
 from costbench.spec import DEFAULT_OBJECTIVES, load_sweep, parse_objective
-from costbench.store import TRIALS_FILE, read_records
-
-SWEEP_FILE = "sweep.yaml"
+from costbench.store import SWEEP_FILE, TRIALS_FILE, latest_records, read_records
 
 
 @dataclass
@@ -81,7 +79,7 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     slo_ms = parse_slo(slo_p99) if slo_p99 is not None else None
 
     raw_records, warnings = read_records(run_dir)
-    records = latest_records(raw_records)
+    records = list(latest_records(raw_records).values())
     name, default_objectives, expected, sweep_axes, sweep_note = _read_sweep(run_dir)
     if sweep_note:
         warnings.append(sweep_note)

@@ -72,14 +72,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last record of each trial id, in first-seen order (a retried trial appends a newer record)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records:
-        latest[record["id"]] = record
-    return list(latest.values())
-
-
 def status_counts(records: list[dict[str, Any]]) -> Counter[str]:
     return Counter(str(r.get("status")) for r in records)
 
