@@ -7,6 +7,7 @@ the executor, which turns them into ``failed`` records; what cannot run honestly
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,7 +133,7 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
         "gpu": gpu_name,
         "threads": threads,
         "precision": served.info,
-        "training": {k: v for k, v in vars(trained).items() if k != "best_state"},
+        "training": dataclasses.asdict(trained),
         "latency": latency,
         "memory_method": memory.method,
         "energy": {"train": train_energy.why_unavailable, "serve": latency["energy_why_unavailable"]},
