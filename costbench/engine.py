@@ -31,7 +31,7 @@ from costbench.errors import UserError, warn
 from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
-from costbench.spec import DataConfig, Sweep, Trial, canonical_json
+from costbench.spec import DataConfig, Sweep, Trial, canonical_json, cuda_warnings
 from costbench.store import SWEEP_FILE, RunStore, latest_records, read_records, write_text_atomic
 
 TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
@@ -66,7 +66,7 @@ def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Con
 
 
 def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
-    for warning in sweep.warnings:
+    for warning in cuda_warnings(sweep.trials):
         warn(stderr, warning)
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)

@@ -1,0 +1,174 @@
+"""From a validated sweep to its trials: --set overrides, grid/include/exclude, trial ids.
+
+A trial id is a short hash of the trial's resolved config (canonical JSON), so key order and YAML
+layout never change it and a resumed sweep finds the trials it already ran.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from costbench.errors import UserError, allowed_list, did_you_mean
+from costbench.spec.schema import SweepSpec, TrialConfig
+from costbench.spec.source import Locator, validation_error
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One grid point: picklable and JSON-serialisable, so any executor can run it anywhere."""
+
+    id: str
+    group: str
+    repeat: int
+    axes: dict[str, Any]
+    config: dict[str, Any]
+    cache_dir: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "group": self.group, "repeat": self.repeat, "axes": self.axes,
+                "config": self.config, "cache_dir": self.cache_dir}
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def trial_id(config: dict[str, Any]) -> str:
+    """A short, stable hash of the resolved config: key order and YAML layout never change it."""
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------------------- --set
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
+    """'train.epochs=5' -> (['train', 'epochs'], 5); values are parsed as YAML."""
+    parsed = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set '{item}' is not KEY=VALUE; e.g. --set train.epochs=5")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "unparseable"
+            raise UserError(f"--set '{item}': the value is not valid YAML ({problem}); quote it or fix brackets") \
+                from None
+        parts = key.split(".")
+        if parts[0] in ("grid",) and len(parts) > 1:
+            parts = ["grid", ".".join(parts[1:])]
+        parsed.append((parts, value))
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    for parts, value in parse_overrides(overrides):
+        target = raw
+        for part in parts[:-1]:
+            nxt = target.get(part)
+            if nxt is None:
+                nxt = target[part] = {}
+            if not isinstance(nxt, dict):
+                raise UserError(f"--set {'.'.join(parts)}: '{part}' is not a section, so it has no keys")
+            target = nxt
+        target[parts[-1]] = value
+    return raw
+
+
+# ----------------------------------------------------------------------------------------- grid
+
+
+def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None) -> list[Trial]:
+    """Every trial of the sweep, each grid point validated (and located) before any trial runs."""
+    base = spec.trial_base()
+    for key, values in spec.grid.items():
+        _check_key(base, key, locator.where(path, f"grid.{key}"))
+        if not values:
+            raise UserError("grid axis is empty; give it at least one value or remove it",
+                            where=locator.where(path, f"grid.{key}"))
+        for i, value in enumerate(values):
+            _validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]")
+    keys = list(spec.grid)
+    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
+    for i, rule in enumerate(spec.exclude):
+        where = locator.where(path, f"exclude[{i}]")
+        for key in rule:
+            _check_key(base, key, where)
+        if not any(_matches(_assign(base, p), rule) for p in points):
+            raise UserError(f"exclude {rule} can never match a grid point; check its keys and values against "
+                            "the grid", where=where)
+    points = [p for p in points if not any(_matches(_assign(base, p), rule) for rule in spec.exclude)]
+    for i, extra in enumerate(spec.include):
+        for key in extra:
+            _check_key(base, key, locator.where(path, f"include[{i}]"))
+        _validate_point(_assign(base, extra), path, locator, f"include[{i}]")
+        points.append(dict(extra))
+    if not points:
+        raise UserError("the grid expands to zero trials (every point is excluded); loosen 'exclude'",
+                        where=str(path))
+
+    trials: dict[str, Trial] = {}
+    for point in points:
+        config = _validate_point(_assign(base, point), path, locator, "grid")
+        group = trial_id({k: v for k, v in config.items() if k != "seed"})
+        for repeat in range(spec.repeats):
+            resolved = {**config, "seed": config["seed"] + repeat}
+            tid = trial_id(resolved)
+            axes = {k: _get(resolved, k) for k in (*keys, *point) if k not in ("seed",) or spec.repeats == 1}
+            trials.setdefault(tid, Trial(id=tid, group=group, repeat=repeat, axes=axes, config=resolved,
+                                         cache_dir=cache_dir))
+    return list(trials.values())
+
+
+def _validate_point(config: dict[str, Any], path: Path, locator: Locator, where: str) -> dict[str, Any]:
+    try:
+        return TrialConfig.model_validate(config).model_dump(mode="json")
+    except ValidationError as exc:
+        raise validation_error(exc, path, locator, TrialConfig, prefix=where) from None
+
+
+def _check_key(base: dict[str, Any], key: str, where: str) -> None:
+    node: Any = base
+    for i, part in enumerate(key.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            options = sorted(node) if isinstance(node, dict) else []
+            scope = ".".join(key.split(".")[:i]) or "the config"
+            raise UserError(
+                f"'{key}' names nothing in the config{did_you_mean(part, options)}; "
+                f"keys of {scope}: {allowed_list(options)}",
+                where=where,
+            )
+        node = node[part]
+
+
+def _assign(base: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(base)
+    for key, value in point.items():
+        *parents, leaf = key.split(".")
+        target = config
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config
+
+
+def _get(config: dict[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _matches(config: dict[str, Any], rule: dict[str, Any]) -> bool:
+    return all(_get(config, k) == v for k, v in rule.items())
