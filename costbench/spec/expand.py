@@ -10,6 +10,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from costbench.errors import UserError, allowed_list, did_you_mean
+from costbench.errors import UserError, allowed_list, did_you_mean, echo
+from costbench.spec.bounded_yaml import RejectedYAML, load_yaml
 from costbench.spec.schema import SweepSpec, TrialConfig
 from costbench.spec.source import Locator, validation_error
+
+MAX_GRID_POINTS = 10_000  # each point is validated up front; a bigger grid is a typo or a job for several sweeps
 
 
 @dataclass(frozen=True)
@@ -57,13 +61,15 @@ def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"--set '{item}' is not KEY=VALUE; e.g. --set train.epochs=5")
+            raise UserError(f"--set '{echo(item)}' is not KEY=VALUE; e.g. --set train.epochs=5")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = load_yaml(text)[1] if text.strip() else ""
+        except RejectedYAML as exc:
+            raise UserError(f"--set '{echo(item)}': {exc.problem}") from None
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or "unparseable"
-            raise UserError(f"--set '{item}': the value is not valid YAML ({problem}); quote it or fix brackets") \
-                from None
+            raise UserError(f"--set '{echo(item)}': the value is not valid YAML ({problem}); quote it or fix "
+                            "brackets") from None
         parts = key.split(".")
         if parts[0] in ("grid",) and len(parts) > 1:
             parts = ["grid", ".".join(parts[1:])]
@@ -80,7 +86,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if nxt is None:
                 nxt = target[part] = {}
             if not isinstance(nxt, dict):
-                raise UserError(f"--set {'.'.join(parts)}: '{part}' is not a section, so it has no keys")
+                raise UserError(f"--set {echo('.'.join(parts))}: '{echo(part)}' is not a section, so it has no keys")
             target = nxt
         target[parts[-1]] = value
     return raw
@@ -100,13 +106,17 @@ def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None)
         for i, value in enumerate(values):
             _validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]")
     keys = list(spec.grid)
+    size = math.prod(len(values) for values in spec.grid.values())
+    if size > MAX_GRID_POINTS:
+        raise UserError(f"the grid expands to {size:,} points, more than the {MAX_GRID_POINTS:,} one sweep may "
+                        "hold; drop axes or values, or split it into several sweeps", where=locator.where(path, "grid"))
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
     for i, rule in enumerate(spec.exclude):
         where = locator.where(path, f"exclude[{i}]")
         for key in rule:
             _check_key(base, key, where)
         if not any(_matches(_assign(base, p), rule) for p in points):
-            raise UserError(f"exclude {rule} can never match a grid point; check its keys and values against "
+            raise UserError(f"exclude {echo(rule)} can never match a grid point; check its keys and values against "
                             "the grid", where=where)
     points = [p for p in points if not any(_matches(_assign(base, p), rule) for rule in spec.exclude)]
     for i, extra in enumerate(spec.include):
@@ -143,9 +153,9 @@ def _check_key(base: dict[str, Any], key: str, where: str) -> None:
     for i, part in enumerate(key.split(".")):
         if not isinstance(node, dict) or part not in node:
             options = sorted(node) if isinstance(node, dict) else []
-            scope = ".".join(key.split(".")[:i]) or "the config"
+            scope = echo(".".join(key.split(".")[:i])) or "the config"
             raise UserError(
-                f"'{key}' names nothing in the config{did_you_mean(part, options)}; "
+                f"'{echo(key)}' names nothing in the config{did_you_mean(part, options)}; "
                 f"keys of {scope}: {allowed_list(options)}",
                 where=where,
             )

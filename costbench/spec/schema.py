@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from costbench.errors import did_you_mean
+from costbench.errors import did_you_mean, echo
 from costbench.record import is_known_metric
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
@@ -33,6 +33,8 @@ QUANTIZE_SCHEMES: tuple[str, ...] = get_args(QuantizeScheme)
 EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 SEQUENCE_FAMILIES: tuple[str, ...] = ("gru", "lstm", "transformer")  # the families that read the session sequence
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME_LENGTH = 100  # the name becomes a directory name (results/<name>); file systems stop at 255 bytes
 MIN_CALLS_FOR_P99 = 662  # binomial early-stopping floor MLPerf LoadGen uses for a 99th percentile
 
 # The sections that define what one trial computes; they (and nothing else) are hashed into its id.
@@ -140,7 +142,7 @@ class ServeConfig(Section):
     @classmethod
     def _positive(cls, sizes: list[int]) -> list[int]:
         if any(b <= 0 for b in sizes):
-            raise ValueError(f"batch sizes must be > 0, got {sizes}")
+            raise ValueError(f"batch sizes must be > 0, got {echo(sizes)}")
         return sizes
 
     @field_validator("min_calls")
@@ -209,7 +211,7 @@ class TrialConfig(Section):
     @classmethod
     def _device(cls, device: str) -> str:
         if not DEVICE_PATTERN.match(device):
-            raise ValueError(f"unknown device '{device}'; allowed: cpu, cuda, cuda:N, auto")
+            raise ValueError(f"unknown device '{echo(device)}'; allowed: cpu, cuda, cuda:N, auto")
         return device
 
     @model_validator(mode="after")
@@ -230,7 +232,7 @@ class TrialConfig(Section):
 
 
 class SweepSpec(TrialConfig):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str
     description: str = ""
     grid: dict[str, list[Any]] = {}
     include: list[dict[str, Any]] = []
@@ -238,6 +240,17 @@ class SweepSpec(TrialConfig):
     repeats: int = Field(1, gt=0)
     objectives: list[str] = Field(DEFAULT_OBJECTIVES, min_length=1)
     executor: ExecutorConfig = ExecutorConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if len(name) > MAX_NAME_LENGTH:
+            raise ValueError(f"is {len(name)} characters long; keep it to at most {MAX_NAME_LENGTH} "
+                             "(it names the run directory results/<name>)")
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"'{echo(name)}' is not a valid name: use only letters, digits, _, - and ., starting "
+                             f"with a letter or digit (pattern {NAME_PATTERN.pattern})")
+        return name
 
     @field_validator("objectives")
     @classmethod
@@ -255,9 +268,11 @@ def parse_objective(text: str) -> tuple[str, str]:
     """'auc:max' -> ('auc', 'max'); raises ValueError with the allowed forms."""
     metric, sep, direction = str(text).partition(":")
     if not sep or direction not in ("max", "min"):
-        raise ValueError(f"objective '{text}' needs a direction: write '{metric}:max' or '{metric}:min'")
+        raise ValueError(f"objective '{echo(text)}' needs a direction: write '{echo(metric)}:max' or "
+                         f"'{echo(metric)}:min'")
     if not is_known_metric(metric):
         from costbench.record import METRICS
 
-        raise ValueError(f"objective '{text}' names an unknown metric '{metric}'{did_you_mean(metric, METRICS)}")
+        raise ValueError(f"objective '{echo(text)}' names an unknown metric '{echo(metric)}'"
+                         f"{did_you_mean(metric, METRICS)}")
     return metric, direction

@@ -6,7 +6,6 @@ Everything here is about *where* in the user's file something is, so each mistak
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from costbench.errors import UserError, allowed_list, did_you_mean
+from costbench.errors import UserError, allowed_list, did_you_mean, echo
+from costbench.spec.bounded_yaml import RejectedYAML, load_yaml
 
 
 class Locator:
@@ -22,11 +22,15 @@ class Locator:
 
     def __init__(self, node: yaml.Node | None) -> None:
         self._marks: dict[str, str] = {}
+        self._seen: set[int] = set()
         if node is not None:
             self._walk(node, "")
 
     def _walk(self, node: yaml.Node, path: str) -> None:
         self._marks.setdefault(path, f"{node.start_mark.line + 1}:{node.start_mark.column + 1}")
+        if id(node) in self._seen:  # an alias: its contents are located where the anchor wrote them
+            return
+        self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 child = f"{path}.{key.value}" if path else str(key.value)
@@ -62,19 +66,22 @@ def read_sweep_file(path: Path) -> tuple[dict[str, Any], Locator]:
         raise UserError("the file is empty; a sweep needs at least 'name:' (see sweeps/quickstart.yaml)",
                         where=str(path))
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = load_yaml(text)
+    except RejectedYAML as exc:
+        raise UserError(str(exc.problem), where=_at(path, exc.problem_mark)) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"broken YAML: {problem}", where=loc) from None
+        raise UserError(f"broken YAML: {problem}", where=_at(path, getattr(exc, "problem_mark", None))) from None
     if not isinstance(raw, dict):
         raise UserError(
             f"the top level must be a mapping of sections (name:, data:, grid:, ...), not {_kind(raw)}",
             where=str(path),
         )
     return raw, Locator(node)
+
+
+def _at(path: Path, mark: yaml.Mark | None) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
 
 
 def _kind(value: Any) -> str:
@@ -95,16 +102,16 @@ def validation_error(exc: ValidationError, path: Path, locator: Locator, model: 
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
         what = "section" if len(loc) == 1 else "key"
-        message = f"unknown {what} '{loc[-1]}'{did_you_mean(loc[-1], allowed)}; allowed: {allowed_list(allowed)}"
+        message = f"unknown {what} '{echo(loc[-1])}'{did_you_mean(loc[-1], allowed)}; allowed: {allowed_list(allowed)}"
     elif kind == "literal_error":
         expected = re.findall(r"'([^']*)'", err["ctx"]["expected"])
-        message = f"unknown value '{got}'{did_you_mean(got, expected)}; allowed: {allowed_list(expected)}"
+        message = f"unknown value '{echo(got)}'{did_you_mean(got, expected)}; allowed: {allowed_list(expected)}"
     elif kind == "missing":
         message = "is required"
     elif kind == "value_error":
         message = str(err["ctx"]["error"])
     else:
-        message = f"{err['msg'].lower()} (got {json.dumps(got, default=str)})"
+        message = f"{err['msg'][:1].lower()}{err['msg'][1:]} (got {echo(got)})"
     if prefix:
         redundant = not key_path or prefix.startswith(f"grid.{key_path}[")
         return UserError(message if redundant else f"{key_path}: {message}", where=locator.where(path, prefix))
