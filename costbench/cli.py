@@ -61,7 +61,7 @@ def validate(
     from costbench.spec import cuda_warnings, load_sweep
 
     sweep = load_sweep(sweep_file, set_ or [])
-    check_data(sweep.trials)
+    check_data(sweep.trials, asked_by=sweep.where("data"))
     for warning in cuda_warnings(sweep.trials):
         warn(stderr, warning)
     table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")

@@ -71,7 +71,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)
-    check_data(sweep.trials)
+    check_data(sweep.trials, asked_by=sweep.where("data"))
     trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
     with RunStore(run_dir) as store:
         if store.took_over_from:
@@ -194,12 +194,20 @@ def distinct_datasets(trials: list[Trial]) -> list[Trial]:
     return list(seen.values())
 
 
-def check_data(trials: list[Trial]) -> None:
-    """Check each distinct data source once, so a bad file stops the sweep before any trial starts."""
+def check_data(trials: list[Trial], asked_by: str | None = None) -> None:
+    """Check each distinct data source once, so a bad file stops the sweep before any trial starts.
+
+    ``asked_by`` (e.g. ``sweep.where("data")``) is added to the error, so it names the sweep file too.
+    """
     from costbench.data.load import check_data as check_one
 
     for trial in distinct_datasets(trials):
-        check_one(DataConfig.model_validate(trial.config["data"]))
+        try:
+            check_one(DataConfig.model_validate(trial.config["data"]))
+        except UserError as exc:
+            if asked_by is None:
+                raise
+            raise UserError(f"{exc}; named in {asked_by}") from None
 
 
 def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:

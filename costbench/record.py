@@ -4,8 +4,9 @@ A record is a JSON object::
 
     {
       "schema": 1,
-      "id": "3f2a9c01b7de",          # hash of the resolved trial config (see spec.trial_id)
-      "group": "a81c4e0f9b22",       # hash of the config without its seed: repeats share it
+      "id": "3f2a9c01b7de",          # hash of the resolved trial config and its data (see spec.trial_id)
+      "group": "a81c4e0f9b22",       # the same without the seed: repeats share it
+      "data_id": "9b1e0c2d44f7a310", # the data's content fingerprint (costbench.data.fingerprint)
       "repeat": 0,                   # 0 .. repeats-1
       "status": "ok" | "failed" | "skipped",
       "reason": null | "why it failed or was skipped",
@@ -120,6 +121,7 @@ def make_record(
         "schema": SCHEMA_VERSION,
         "id": trial["id"],
         "group": trial["group"],
+        "data_id": trial.get("data_id"),
         "repeat": trial["repeat"],
         "status": status,
         "reason": reason,

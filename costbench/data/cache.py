@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from costbench.data import PreparedData, Schema, Split
-from costbench.data.synthetic import GENERATOR_VERSION
+from costbench.data.fingerprint import GENERATOR_VERSION, SYNTHETIC_KEYS, file_sha256
 from costbench.data.tabular import check_file, resolve_path
 from costbench.errors import UserError
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1  # bump when preparation or the file layout changes (old entries are then unused)
 SHARED_KEYS = ("source", "split", "class_weight", "oversample")
-SYNTHETIC_KEYS = ("rows", "positive_rate", "noise", "sequence_length", "n_items", "n_categories", "seed")
 TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
 SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
 IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on disk: half the bytes to write
@@ -40,11 +39,10 @@ IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on d
 
 def file_digest(path: Path, source: str, key: str) -> str:
     check_file(path, source, key)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    digest = file_sha256(path)
+    if digest is None:
+        raise UserError(f"is not a regular file; {key} must name a {source} file", where=str(path))
+    return digest
 
 
 def cache_key(cfg: DataConfig) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from costbench.data.fingerprint import data_fingerprint
 from costbench.errors import UserError, allowed_list, did_you_mean, echo
 from costbench.spec.bounded_yaml import RejectedYAML, load_yaml
 from costbench.spec.schema import SweepSpec, TrialConfig
@@ -35,20 +36,22 @@ class Trial:
     repeat: int
     axes: dict[str, Any]
     config: dict[str, Any]
+    data_id: str  # the data's content fingerprint, part of the id: changed data is a new trial
     cache_dir: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "group": self.group, "repeat": self.repeat, "axes": self.axes,
-                "config": self.config, "cache_dir": self.cache_dir}
+                "config": self.config, "data_id": self.data_id, "cache_dir": self.cache_dir}
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def trial_id(config: dict[str, Any]) -> str:
-    """A short, stable hash of the resolved config: key order and YAML layout never change it."""
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:12]
+def trial_id(config: dict[str, Any], data_id: str) -> str:
+    """A short, stable hash of the resolved config and the data's fingerprint: key order and YAML layout
+    never change it; editing the data file does."""
+    return hashlib.sha256(canonical_json({"config": config, "data_id": data_id}).encode()).hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------------------- --set
@@ -129,15 +132,20 @@ def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None)
                         where=str(path))
 
     trials: dict[str, Trial] = {}
+    data_ids: dict[str, str] = {}  # canonical data config -> fingerprint: each dataset is hashed once
     for point in points:
         config = _validate_point(_assign(base, point), path, locator, "grid")
-        group = trial_id({k: v for k, v in config.items() if k != "seed"})
+        data_key = canonical_json(config["data"])
+        if data_key not in data_ids:
+            data_ids[data_key] = data_fingerprint(config["data"])
+        data_id = data_ids[data_key]
+        group = trial_id({k: v for k, v in config.items() if k != "seed"}, data_id)
         for repeat in range(spec.repeats):
             resolved = {**config, "seed": config["seed"] + repeat}
-            tid = trial_id(resolved)
+            tid = trial_id(resolved, data_id)
             axes = {k: _get(resolved, k) for k in (*keys, *point) if k not in ("seed",) or spec.repeats == 1}
             trials.setdefault(tid, Trial(id=tid, group=group, repeat=repeat, axes=axes, config=resolved,
-                                         cache_dir=cache_dir))
+                                         data_id=data_id, cache_dir=cache_dir))
     return list(trials.values())
 
 

@@ -6,7 +6,7 @@ at the machine, such as whether a CUDA GPU is present, lives in ``costbench.spec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from costbench.spec.expand import Trial, apply_overrides, expand
 from costbench.spec.schema import SweepSpec
-from costbench.spec.source import read_sweep_file, validation_error
+from costbench.spec.source import Locator, read_sweep_file, validation_error
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,15 @@ class Sweep:
     path: Path
     raw: dict[str, Any]
     trials: list[Trial]
+    locator: Locator | None = field(default=None, compare=False, repr=False)
 
     @property
     def axes(self) -> list[str]:
         return list(self.spec.grid)
+
+    def where(self, key_path: str) -> str:
+        """'sweeps/x.yaml:4:1: data' for a key path, so later checks can point into the file too."""
+        return self.locator.where(self.path, key_path) if self.locator else f"{self.path}: {key_path}"
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None, cache_dir: str | None = None) -> Sweep:
@@ -41,7 +46,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None, cache_dir: 
     except ValidationError as exc:
         raise validation_error(exc, path, locator, SweepSpec) from None
     trials = expand(spec, path, locator, cache_dir)
-    return Sweep(spec=spec, path=path, raw=raw, trials=trials)
+    return Sweep(spec=spec, path=path, raw=raw, trials=trials, locator=locator)
 
 
 def _with_absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:

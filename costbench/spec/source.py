@@ -22,24 +22,23 @@ class Locator:
 
     def __init__(self, node: yaml.Node | None) -> None:
         self._marks: dict[str, str] = {}
-        self._seen: set[int] = set()
         if node is not None:
-            self._walk(node, "")
+            self._walk(node, "", set())
 
-    def _walk(self, node: yaml.Node, path: str) -> None:
+    def _walk(self, node: yaml.Node, path: str, seen: set[int]) -> None:
         self._marks.setdefault(path, f"{node.start_mark.line + 1}:{node.start_mark.column + 1}")
-        if id(node) in self._seen:  # an alias: its contents are located where the anchor wrote them
+        if id(node) in seen:  # an alias: what it repeats is located where the anchor wrote it, once
             return
-        self._seen.add(id(node))
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 child = f"{path}.{key.value}" if path else str(key.value)
                 self._marks[child] = f"{key.start_mark.line + 1}:{key.start_mark.column + 1}"
-                self._walk(value, child)
+                self._walk(value, child, seen)
                 self._marks[child] = f"{key.start_mark.line + 1}:{key.start_mark.column + 1}"
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                self._walk(item, f"{path}[{i}]")
+                self._walk(item, f"{path}[{i}]", seen)
 
     def where(self, file: Path, path: str) -> str:
         probe = path
