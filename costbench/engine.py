@@ -241,11 +241,23 @@ def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Coun
                   if counts["failed"] and not retry_failed else f", {counts['failed']} failed")
         console.print(f"resuming: {done} of {len(trials)} trial(s) already recorded "
                       f"({counts['ok']} ok, {counts['skipped']} skipped{failed})", highlight=False)
-    current = {t.id for t in trials}
-    stale = {r["id"] for r in records} - current
-    if stale:
-        console.print(f"note: trials.jsonl also holds {len(stale)} trial(s) that are not in this sweep "
+    other_data, not_in_sweep = stale_records(trials, records)
+    if other_data:
+        console.print(f"note: {other_data} recorded trial(s) ran on other data (the data file changed since); "
+                      "their configurations run again, the old records are kept", highlight=False)
+    if not_in_sweep:
+        console.print(f"note: trials.jsonl also holds {not_in_sweep} trial(s) that are not in this sweep "
                       "(the sweep file changed); their records are kept", highlight=False)
+
+
+def stale_records(trials: list[Trial], records: list[dict[str, Any]]) -> tuple[int, int]:
+    """Recorded trial ids this sweep no longer has: (same config on other data, the rest)."""
+    current = {t.id for t in trials}
+    configs = {canonical_json(t.config) for t in trials}
+    stale = {r["id"]: r for r in records if r["id"] not in current}
+    other_data = sum(1 for r in stale.values()
+                     if isinstance(r.get("data_id"), str) and canonical_json(r.get("config")) in configs)
+    return other_data, len(stale) - other_data
 
 
 def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,

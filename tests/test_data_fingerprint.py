@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from costbench.cli import app
@@ -17,8 +18,8 @@ from costbench.spec import load_sweep
 from tests.test_spec_errors import one_line_error
 
 ROOT = Path(__file__).parents[1]
-CSV_A = "pages,bought\n" + "".join(f"{i % 7},{'yes' if i % 5 == 0 else 'no'}\n" for i in range(200))
-CSV_B = "pages,bought\n" + "".join(f"{i % 9},{'yes' if i % 3 == 0 else 'no'}\n" for i in range(200))
+CSV_A = "pages,seconds,bought\n" + "".join(f"{i % 7},{i},{'yes' if i % 5 == 0 else 'no'}\n" for i in range(200))
+CSV_B = "pages,seconds,bought\n" + "".join(f"{i % 9},{i},{'yes' if i % 3 == 0 else 'no'}\n" for i in range(200))
 SWEEP = "name: t\ndata: {source: csv, path: shop.csv, label: bought}\nmodel: {family: mlp}\n"
 
 
@@ -98,3 +99,35 @@ def test_the_record_carries_the_data_id(tmp_path: Path) -> None:
     trial = load_sweep(sweep_file).trials[0]
     assert trial.to_json()["data_id"] == trial.data_id
     assert make_record(trial.to_json(), "skipped", reason="test")["data_id"] == trial.data_id
+
+
+@pytest.mark.slow  # three sweeps with worker processes: about 8 s on two busy cores
+def test_a_sweep_reruns_the_trials_of_a_changed_csv_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    """Issue 15's case: replace the CSV, run again: not "nothing to run", but a re-run and one note."""
+    import io
+
+    from rich.console import Console
+
+    from costbench.engine import TRIAL_FN_ENV, SweepOptions, run_sweep
+    from costbench.store import read_records
+
+    monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text(SWEEP + "grid: {seed: [0, 1]}\n")
+    out = tmp_path / "run"
+
+    def run(csv: str) -> str:
+        (tmp_path / "shop.csv").write_text(csv)
+        console = io.StringIO()
+        code = run_sweep(load_sweep(sweep_file), SweepOptions(out=out, workers=1),
+                         console=Console(file=console, width=200), stderr=Console(file=io.StringIO(), width=200))
+        assert code == 0
+        return console.getvalue()
+
+    run(CSV_A)
+    again = run(CSV_A)
+    assert "nothing to run" in again and "other data" not in again
+    changed = run(CSV_B)
+    assert "2 recorded trial(s) ran on other data" in changed and "nothing to run" not in changed
+    records = read_records(out)[0]
+    assert len(records) == 4 and len({r["data_id"] for r in records}) == 2
