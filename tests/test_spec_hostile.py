@@ -87,7 +87,9 @@ def test_a_grid_too_big_to_expand_is_one_line(tmp_path: Path) -> None:
     text = ("name: t\ngrid:\n  seed: &v [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n  data.seed: *v\n  train.epochs: *v\n"
             "  threads: *v\n  model.size: [xs, s]\n")
     line = one_line_error(run_validate(tmp_path, text)[1])
-    assert "sweep.yaml:2:1" in line and "20,000 points" in line
+    assert "sweep.yaml:2:1" in line and "20,000 trials" in line
+    line = one_line_error(run_validate(tmp_path, "name: t\nrepeats: 1000000000\n")[1])
+    assert "sweep.yaml:2:1: repeats" in line and "repeats (1,000,000,000)" in line and "1,000,000,000 trials" in line
 
 
 @pytest.mark.parametrize(

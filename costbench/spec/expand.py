@@ -1,7 +1,8 @@
 """From a validated sweep to its trials: --set overrides, grid/include/exclude, trial ids.
 
-A trial id is a short hash of the trial's resolved config (canonical JSON), so key order and YAML
-layout never change it and a resumed sweep finds the trials it already ran.
+A trial id is a short hash of the trial's resolved config (canonical JSON) and of its data's content
+fingerprint, so key order and YAML layout never change it, a resumed sweep finds the trials it already
+ran, and a changed data file makes new trials.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from costbench.spec.bounded_yaml import RejectedYAML, load_yaml
 from costbench.spec.schema import SweepSpec, TrialConfig
 from costbench.spec.source import Locator, validation_error
 
-MAX_GRID_POINTS = 10_000  # each point is validated up front; a bigger grid is a typo or a job for several sweeps
+MAX_TRIALS = 10_000  # each point is validated up front; a bigger sweep is a typo or a job for several sweeps
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,12 @@ def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None)
         for i, value in enumerate(values):
             _validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]")
     keys = list(spec.grid)
-    size = math.prod(len(values) for values in spec.grid.values())
-    if size > MAX_GRID_POINTS:
-        raise UserError(f"the grid expands to {size:,} points, more than the {MAX_GRID_POINTS:,} one sweep may "
-                        "hold; drop axes or values, or split it into several sweeps", where=locator.where(path, "grid"))
+    size = math.prod(len(values) for values in spec.grid.values()) * spec.repeats
+    if size > MAX_TRIALS:
+        what = "the grid expands" if spec.repeats == 1 else f"the grid times repeats ({spec.repeats:,}) comes"
+        raise UserError(f"{what} to {size:,} trials, more than the {MAX_TRIALS:,} one sweep may hold; drop axes, "
+                        "values or repeats, or split it into several sweeps",
+                        where=locator.where(path, "grid" if spec.grid else "repeats"))
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
     for i, rule in enumerate(spec.exclude):
         where = locator.where(path, f"exclude[{i}]")
