@@ -83,6 +83,12 @@ def test_alias_bomb_in_a_set_value_is_refused(tmp_path: Path) -> None:
     assert "aliases expand to more than" in one_line_error(result)
 
 
+@pytest.mark.parametrize("depth", [60, 5000])
+def test_deep_nesting_is_one_line_not_a_recursion_error(tmp_path: Path, depth: int) -> None:
+    line = one_line_error(run_validate(tmp_path, f"name: t\ndescription: {'[' * depth}{']' * depth}\n")[1])
+    assert "sweep.yaml:2:" in line and "nest more than 50 levels" in line
+
+
 def test_a_grid_too_big_to_expand_is_one_line(tmp_path: Path) -> None:
     text = ("name: t\ngrid:\n  seed: &v [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n  data.seed: *v\n  train.epochs: *v\n"
             "  threads: *v\n  model.size: [xs, s]\n")

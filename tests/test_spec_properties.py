@@ -2,7 +2,8 @@
 
 Random YAML documents, random text, and random mutations of the shipped sweep files (a key deleted,
 a value replaced by a random scalar, list or mapping, a key written twice, a node repeated through an
-alias, recursive ones included). Never another exception, never more than a few seconds.
+alias, recursive ones included, and nesting up to 150 levels deep). Never another exception, never
+more than a few seconds.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ def as_node(value: object) -> yaml.Node:
     return yaml.compose(yaml.safe_dump(value, allow_unicode=True))
 
 
+def nested_node(depth: int) -> yaml.Node:
+    """[[[...]]] ``depth`` levels deep, built as nodes (PyYAML's own dumper recurses per level)."""
+    node: yaml.Node = yaml.SequenceNode(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, [])
+    for _ in range(depth - 1):
+        node = yaml.SequenceNode(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, [node])
+    return node
+
+
 def bomb_node(levels: int, width: int = 9) -> yaml.Node:
     """Nested lists that share one child ``width`` times per level: serialised as anchors and aliases."""
     node: yaml.Node = yaml.SequenceNode(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
@@ -116,7 +125,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, str]:
         target = draw(st.sampled_from(mappings))
         i = draw(st.integers(0, len(target.value) - 1))
         key = target.value[i][0]
-        op = draw(st.sampled_from(["delete", "replace", "duplicate", "alias", "recursive", "bomb"]))
+        op = draw(st.sampled_from(["delete", "replace", "duplicate", "alias", "recursive", "bomb", "deep"]))
         if op == "delete":
             del target.value[i]
         elif op == "replace":
@@ -127,8 +136,10 @@ def mutated(draw: st.DrawFn) -> tuple[str, str]:
             target.value[i] = (key, draw(st.sampled_from(all_nodes)))
         elif op == "recursive":
             target.value[i] = (key, draw(st.sampled_from([root, target])))
-        else:
+        elif op == "bomb":
             target.value[i] = (key, bomb_node(draw(st.integers(1, 9))))
+        else:
+            target.value[i] = (key, nested_node(draw(st.integers(1, 150))))
         done.append(f"{op} {key.value}")
     return yaml.serialize(root, allow_unicode=True), f"{source.name}: {', '.join(done)}"
 

@@ -4,8 +4,9 @@ PyYAML's safe loader shares the object an alias points to, so a 500-byte file of
 (a "billion laughs" bomb) loads cheaply, but everything that walks the result afterwards, a validator
 or a location index, pays for every expansion. ``BoundedLoader`` counts the nodes the document
 *expands to* while it is composed (an alias counts the whole subtree it repeats) and stops at
-``MAX_NODES``; it also refuses recursive aliases and a key written twice in one mapping (PyYAML
-silently keeps the last one).
+``MAX_NODES``; it also refuses nesting deeper than ``MAX_DEPTH`` (which would otherwise end in a
+RecursionError), recursive aliases, and a key written twice in one mapping (PyYAML silently keeps
+the last one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from costbench.errors import echo
 
 MAX_NODES = 10_000  # the shipped sweeps have under 100; a hand-written sweep file never nears this
+MAX_DEPTH = 50  # the shipped sweeps nest 4 deep; Python's recursion limit would end near 300
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -33,6 +35,7 @@ class BoundedLoader(yaml.SafeLoader):
         self._expanded = 0  # nodes composed so far, each alias counted as the subtree it repeats
         self._sizes: dict[int, int] = {}  # id(node) -> its expanded size, once the node is complete
         self._aliases = 0
+        self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
@@ -46,8 +49,14 @@ class BoundedLoader(yaml.SafeLoader):
             self._count(size, mark)
             return node
         before = self._expanded
-        self._count(1, self.peek_event().start_mark)
+        mark = self.peek_event().start_mark
+        self._count(1, mark)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise RejectedYAML(problem=f"lists and mappings nest more than {MAX_DEPTH} levels deep; a sweep "
+                               "file needs a handful", problem_mark=mark)
         node = super().compose_node(parent, index)
+        self._depth -= 1
         self._sizes[id(node)] = self._expanded - before
         return node
 
