@@ -110,7 +110,9 @@ def pick_index(values: np.ndarray, directions: Sequence[str], candidates: np.nda
     if directions[0] == "max":
         lows, highs = -highs, -lows
     close = costs[pool, 0] - costs[best, 0] <= tolerance + 1e-12
-    overlap = lows[pool] <= highs[best]  # NaN compares False: no interval, no overlap
+    # a point without an interval is the interval of its own value
+    lows, highs = np.where(np.isnan(lows), costs[:, 0], lows), np.where(np.isnan(highs), costs[:, 0], highs)
+    overlap = (lows[pool] <= highs[best]) & (lows[best] <= highs[pool])
     ties = pool[close | overlap]
     order = np.lexsort([costs[ties, 0], *(costs[ties, j] for j in range(costs.shape[1] - 1, 0, -1))])
     return int(ties[order[0]])

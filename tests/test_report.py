@@ -298,7 +298,7 @@ def test_every_file_is_written_and_valid(tmp_path: Path) -> None:
 
     md = (run / "report.md").read_text()
     assert "| rank | id | size | precision | n | AUC | train cost ($) | p99 (ms) |" in md
-    assert "![AUC against p99_ms [ms]](auc_vs_p99_ms.png)" in md
+    assert "![AUC against p99 (ms)](auc_vs_p99_ms.png)" in md
 
     trials = pd.read_csv(run / "trials.csv")
     records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]

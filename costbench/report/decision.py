@@ -7,8 +7,8 @@ e× dearer." Shown on top of the HTML page, in report.md and under the terminal 
 from __future__ import annotations
 
 from costbench.report.build import Report
+from costbench.report.names import display
 from costbench.report.rows import Row
-from costbench.report.table import display
 
 
 def describe(row: Row) -> str:

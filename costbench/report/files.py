@@ -14,11 +14,12 @@ import pandas as pd
 from costbench.report.build import Report
 from costbench.report.decision import decision
 from costbench.report.machine import machine_lines
+from costbench.report.names import header
 from costbench.report.planner import PLAN_RULE
 from costbench.report.plots import write_plots
 from costbench.report.rows import flatten
 from costbench.report.svg import scatter_svg
-from costbench.report.table import FREE_TEXT, RANK_LEGEND, TableData, header, plan_table, trials_table
+from costbench.report.table import FREE_TEXT, RANK_LEGEND, TableData, plan_table, trials_table
 
 TRIALS_CSV = "trials.csv"
 PARETO_CSV = "pareto.csv"

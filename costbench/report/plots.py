@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from costbench.pareto import Objective, nondominated_ranks
-from costbench.record import metric_unit
+from costbench.report.names import header
 from costbench.report.rows import Row
 
 LATENCY_COSTS = ("p99_ms", "p50_ms", "p99_upper_ms")
@@ -57,7 +57,7 @@ def plan_plots(rows: list[Row], goals: list[Objective], suffix: str) -> tuple[li
     plots, notes = [], []
     for cost in dict.fromkeys(costs):
         if any(_xy(r, cost) is not None for r in rows):
-            plots.append(Plot(f"AUC against {_label(cost)}", f"auc_vs_{_slug(cost)}{suffix}.png", cost))
+            plots.append(Plot(f"AUC against {header(cost)}", f"auc_vs_{_slug(cost)}{suffix}.png", cost))
         else:
             notes.append(f"no plot of auc against {cost}: no ranked trial has both")
     if any(len(_latency_curve(r)[0]) >= 2 for r in rows if r.rank == 1):
@@ -84,11 +84,6 @@ def write_plots(rows: list[Row], axes: list[str], plots: list[Plot], out_dir: Pa
             _quality_against([r for r in rows if _xy(r, plot.cost) is not None], axes, plot.cost, path)
         paths[plot.title] = path
     return paths
-
-
-def _label(metric: str) -> str:
-    unit = metric_unit(metric)
-    return f"{metric} [{unit}]" if unit else metric
 
 
 def _xy(row: Row, cost: str) -> tuple[float, float] | None:
@@ -158,8 +153,8 @@ def _quality_against(rows: list[Row], axes: list[str], cost: str, path: Path) ->
         if index % ncols == 0:
             ax.set_ylabel("AUC (test split)")
         if index >= len(facets) - ncols:
-            ax.set_xlabel(_label(cost) + (" (log scale)" if log else ""))
-    fig.suptitle(f"AUC against {_label(cost)}{' (log scale)' if log else ''}{note}", fontsize=11)
+            ax.set_xlabel(header(cost) + (" (log scale)" if log else ""))
+    fig.suptitle(f"AUC against {header(cost)}{' (log scale)' if log else ''}{note}", fontsize=11)
     handles = _legend(colour, colours, marker, markers)
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     fig.savefig(path)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 import math
 
+from costbench.report.names import header
 from costbench.report.plots import LOG_SPAN
 from costbench.report.rows import Row
-from costbench.report.table import header
 
 WIDTH, HEIGHT, PAD = 900, 360, 56
 COLOURS = {"fp32": "#1f77b4", "fp16": "#ff7f0e", "bf16": "#2ca02c", "int8": "#d62728"}  # as in the PNG plots

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from rich import box
 from rich.table import Table
 
-from costbench.record import metric_unit
 from costbench.report.build import Report
+from costbench.report.names import AXIS_HEADERS, display, header, short_header
 from costbench.report.planner import Plan
 from costbench.report.ranking import interval_names
 from costbench.report.rows import Row
@@ -24,33 +24,6 @@ HEADLINE = ("auc_delta_vs_fp32", "p99_ms", "serve_cost_per_million_usd", "model_
 FOLDING_WIDTH = 12  # the least width given to free text (flags, notes) before other columns give way
 RANK_LEGEND = "rank 1 = Pareto front; = marks a tie (identical objectives); * marks the recommended pick"
 FREE_TEXT = ("flags", "note", "why not ranked", "reason")
-
-# metric -> (header, short header for a terminal, shown unit, factor from the recorded unit)
-DISPLAY: dict[str, tuple[str, str, str, float]] = {
-    "auc": ("AUC", "AUC", "", 1.0),
-    "auc_delta_vs_fp32": ("AUC vs fp32", "ΔAUC", "", 1.0),
-    "pr_auc": ("PR AUC", "PR AUC", "", 1.0),
-    "p50_ms": ("p50", "p50", "ms", 1.0),
-    "p90_ms": ("p90", "p90", "ms", 1.0),
-    "p99_ms": ("p99", "p99", "ms", 1.0),
-    "p99_upper_ms": ("p99 upper", "p99 up", "ms", 1.0),
-    "throughput": ("throughput", "rows/s", "rows/s", 1.0),
-    "train_cost_usd": ("train cost", "train $", "$", 1.0),
-    "serve_cost_per_million_usd": ("serving", "$/M", "$ per million", 1.0),
-    "train_seconds": ("train time", "train s", "s", 1.0),
-    "model_bytes": ("model size", "KB", "KB", 1e-3),
-    "param_bytes": ("parameters", "param KB", "KB", 1e-3),
-    "model_train_mem_mb": ("train memory (model)", "mem MB", "MB", 1.0),
-    "model_serve_mem_mb": ("serve memory (model)", "srv MB", "MB", 1.0),
-    "train_mem_delta_mb": ("train memory growth", "mem MB", "MB", 1.0),
-    "train_peak_mem_mb": ("train peak (process)", "peak MB", "MB", 1.0),
-    "serve_peak_mem_mb": ("serve peak (process)", "srv pk MB", "MB", 1.0),
-    "process_baseline_mem_mb": ("process baseline", "base MB", "MB", 1.0),
-}
-AXIS_HEADERS = {"model.family": ("family", "family"), "model.size": ("size", "size"),
-                "precision": ("precision", "prec"), "train.batch_size": ("train batch", "batch"),
-                "device": ("device", "dev")}
-
 
 @dataclass
 class TableData:
@@ -64,24 +37,6 @@ class TableData:
     optional: tuple[str, ...] = ()  # headers a narrow terminal may drop, the last one first
     short: dict[str, str] = field(default_factory=dict)  # header -> abbreviation for a terminal
     numeric: tuple[str, ...] = ()  # headers of columns holding numbers: never wrapped
-
-
-def display(metric: str) -> tuple[str, str, str, float]:
-    base, at, batch = metric.partition("@")
-    name, short, unit, factor = DISPLAY.get(base, (base, base, metric_unit(base), 1.0))
-    suffix = f" @{batch}" if at else ""
-    return name + suffix, short + suffix, unit, factor
-
-
-def header(metric: str) -> str:
-    """'p99_ms' -> 'p99 (ms)': a human name and the unit shown."""
-    name, _, unit, _ = display(metric)
-    return f"{name} ({unit})" if unit else name
-
-
-def short_header(metric: str) -> str:
-    name, short, unit, _ = display(metric)
-    return short if short != name or not unit or unit in short else f"{short} {unit}"
 
 
 def _no_negative_zero(text: str) -> str:
@@ -242,7 +197,7 @@ def to_rich(data: TableData, width: int) -> Table:
         free = name in FREE_TEXT
         table.add_column(header_lines(name), overflow="fold" if free else "ellipsis", no_wrap=not free,
                          min_width=FOLDING_WIDTH if free else _cell_width(data, i),
-                         justify="left" if free or name == "id" or name not in data.numeric and name != "rank"
+                         justify="left" if free or name == "id" or (name not in data.numeric and name != "rank")
                          else "right")
     for cells, front, pick in zip(data.cells, data.front, data.pick, strict=True):
         style = "bold black on green" if pick else "bold green" if front else None
