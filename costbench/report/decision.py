@@ -40,6 +40,8 @@ def _ratio_text(pick: Row, best: Row, report: Report) -> str:
         if mine and theirs and mine > 0 and theirs > 0:
             ratio = theirs / mine
             what = "per prediction" if metric == "serve_cost_per_million_usd" else f"on {display(metric)[0]}"
+            if 0.95 <= ratio <= 1.05:
+                return f"about as dear {what} ({ratio:.2f}×)"
             if ratio >= 1:
                 return f"{ratio:.1f}× dearer {what}"
             return f"{1 / ratio:.1f}× cheaper {what} (it loses on another objective)"
@@ -69,4 +71,6 @@ def decision(report: Report) -> tuple[str, str]:
         return headline, "it is also the most accurate trial"
     gain = (best.metrics["auc"] or 0) - (pick.metrics.get("auc") or 0)
     better = f"{gain:.4f} AUC better" if gain >= 0.00005 else "as accurate (within 0.0001 AUC)"
+    if gain <= report.tie_tolerance:
+        better += f", a tie under the {report.tie_tolerance:g} tolerance,"
     return headline, f"the most accurate trial {describe(best)} is {better} and {_ratio_text(pick, best, report)}"

@@ -174,7 +174,7 @@ table{border-collapse:collapse;font-size:13px;margin:.5em 0;max-width:100%}
 caption{text-align:left;font-weight:600;padding:.2em 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f0f0f0;white-space:normal;vertical-align:bottom}
-td.text{text-align:left;white-space:normal;min-width:7em;max-width:26em}
+td.text{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:7em;max-width:30em}
 td.id{font-family:ui-monospace,monospace;text-align:left}
 tr.front td{background:#e6f4e6}
 tr.pick td{background:#9fd89f;font-weight:bold}

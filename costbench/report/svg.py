@@ -13,7 +13,7 @@ from costbench.report.names import header
 from costbench.report.plots import LOG_SPAN
 from costbench.report.rows import Row
 
-WIDTH, HEIGHT, PAD = 900, 360, 56
+WIDTH, HEIGHT, PAD, KEY = 980, 360, 56, 90  # KEY: the colour key's strip right of the plot
 COLOURS = {"fp32": "#1f77b4", "fp16": "#ff7f0e", "bf16": "#2ca02c", "int8": "#d62728"}  # as in the PNG plots
 
 
@@ -34,7 +34,7 @@ def scatter_svg(rows: list[Row], cost: str) -> str:
     x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 0.01)
 
     def sx(v: float) -> float:
-        return PAD + (fx(v) - x0) / (x1 - x0) * (WIDTH - 2 * PAD)
+        return PAD + (fx(v) - x0) / (x1 - x0) * (WIDTH - KEY - 2 * PAD)
 
     def sy(v: float) -> float:
         return HEIGHT - PAD - (v - y0) / (y1 - y0) * (HEIGHT - 2 * PAD)
@@ -49,16 +49,17 @@ def scatter_svg(rows: list[Row], cost: str) -> str:
         dots.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{7 if row.pick else 5}" fill="{colour}"'
                     f'{ring}><title>{tip}</title></circle>')
     label = html.escape(header(cost) + (" (log scale)" if log else ""))
-    key = "".join(f'<circle cx="{WIDTH - PAD - 60}" cy="{PAD + 16 * i}" r="5" fill="{c}"/>'
-                  f'<text x="{WIDTH - PAD - 50}" y="{PAD + 16 * i + 4}">{p}</text>'
-                  for i, (p, c) in enumerate(COLOURS.items())
-                  if any(str(r.config.get("precision")) == p for r, _, _ in points))
-    axes = (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
+    shown = [(p, c) for p, c in COLOURS.items() if any(str(r.config.get("precision")) == p for r, _, _ in points)]
+    key = "".join(f'<circle cx="{WIDTH - KEY + 10}" cy="{PAD + 18 * i}" r="5" fill="{c}"/>'
+                  f'<text x="{WIDTH - KEY + 20}" y="{PAD + 18 * i + 4}">{p}</text>' for i, (p, c) in enumerate(shown))
+    key += (f'<circle cx="{WIDTH - KEY + 10}" cy="{PAD + 18 * len(shown)}" r="5" fill="white" stroke="black" '
+            f'stroke-width="2"/><text x="{WIDTH - KEY + 20}" y="{PAD + 18 * len(shown) + 4}">front</text>')
+    axes = (f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - KEY - PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
             f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-            f'<text x="{WIDTH / 2}" y="{HEIGHT - 14}" text-anchor="middle">{label}</text>'
+            f'<text x="{(WIDTH - KEY) / 2}" y="{HEIGHT - 14}" text-anchor="middle">{label}</text>'
             f'<text x="14" y="{HEIGHT / 2}" transform="rotate(-90 14 {HEIGHT / 2})" text-anchor="middle">AUC</text>'
             f'<text x="{PAD}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{min(xs):.3g}</text>'
-            f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{max(xs):.3g}</text>'
+            f'<text x="{WIDTH - KEY - PAD}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{max(xs):.3g}</text>'
             f'<text x="{PAD - 6}" y="{sy(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>'
             f'<text x="{PAD - 6}" y="{sy(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>')
     return (f'<svg class="scatter" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" '

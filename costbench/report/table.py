@@ -192,7 +192,7 @@ def to_rich(data: TableData, width: int) -> Table:
     if dropped:
         caption += f"{'; ' if caption else ''}not shown for lack of width (see report.md): {', '.join(dropped)}"
     table = Table(title=data.title, title_justify="left", caption=caption or None, caption_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, padding=(0, 1, 0, 0))
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for i, name in enumerate(data.headers):
         free = name in FREE_TEXT
         table.add_column(header_lines(name), overflow="fold" if free else "ellipsis", no_wrap=not free,
