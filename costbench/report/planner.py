@@ -73,7 +73,7 @@ class Plan:
 
 def device_hour_usd(row: Row) -> tuple[float | None, str]:
     """One serving device per hour, priced as the trial's training was (measure.cost), or None and why."""
-    from costbench.measure.cost import held_units, unit_hour_usd  # imports torch: only when planning
+    from costbench.measure.cost import held_units, unit_hour_usd  # torch-free; imported only when planning
 
     prices = PricesConfig.model_validate(row.config.get("prices") or {})
     device = str(row.details.get("device") or row.config.get("device") or "cpu")

@@ -53,45 +53,48 @@ def read_run_info(run_dir: Path) -> RunInfo:
     return RunInfo(notes=[f"{run_dir / RUN_FILE} and {SWEEP_FILE} not found: {OLD_RUN_NOTE}"])
 
 
-def _from_run_json(path: Path) -> RunInfo:
+def _mapping(path: Path, missing_note: str) -> tuple[dict[str, Any] | None, RunInfo]:
+    """The file as a mapping (JSON or YAML: YAML reads both) and a RunInfo with its common fields.
+
+    Where the file cannot be read as a mapping, None and a RunInfo that says so.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return RunInfo(notes=[f"{path} is unreadable ({exc}); missing trials unknown"])
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        return None, RunInfo(notes=[f"cannot read {path} ({type(exc).__name__}); {missing_note}"])
     if not isinstance(data, dict):
-        return RunInfo(notes=[f"{path} is not a JSON object; missing trials unknown"])
-    info = RunInfo(name=_text(data.get("name")), description=_text(data.get("description")) or "",
-                   costbench=_text(data.get("costbench")))
+        return None, RunInfo(notes=[f"{path} is not a mapping; {missing_note}"])
+    info = RunInfo(name=_text(data.get("name")), description=_text(data.get("description")) or "")
+    if _strings(data.get("objectives")):
+        info.objectives = list(data["objectives"])
+    if isinstance(data.get("repeats"), int):
+        info.repeats = data["repeats"]
+    return data, info
+
+
+def _from_run_json(path: Path) -> RunInfo:
+    data, info = _mapping(path, "missing trials unknown")
+    if data is None:
+        return info
+    info.costbench = _text(data.get("costbench"))
     schema = data.get("schema")
     if isinstance(schema, int) and schema > RUN_SCHEMA:
         info.notes.append(f"{path} has schema {schema}, newer than this costbench reads ({RUN_SCHEMA}); "
                           "upgrade costbench to read it fully")
-    if _strings(data.get("objectives")):
-        info.objectives = list(data["objectives"])
     info.axes = list(data["axes"]) if _strings(data.get("axes")) else []
     info.trial_ids = list(data["trial_ids"]) if _strings(data.get("trial_ids"), empty=True) else None
     if info.trial_ids is None:
         info.notes.append(f"{path} lists no trial_ids; missing trials unknown")
-    if isinstance(data.get("repeats"), int):
-        info.repeats = data["repeats"]
     return info
 
 
 def _from_sweep_yaml(path: Path) -> RunInfo:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        return RunInfo(notes=[f"cannot read {path} ({type(exc).__name__}); {OLD_RUN_NOTE}"])
-    if not isinstance(data, dict):
-        return RunInfo(notes=[f"{path} is not a mapping; {OLD_RUN_NOTE}"])
-    info = RunInfo(name=_text(data.get("name")), description=_text(data.get("description")) or "",
-                   notes=[OLD_RUN_NOTE])
-    if _strings(data.get("objectives")):
-        info.objectives = list(data["objectives"])
+    data, info = _mapping(path, OLD_RUN_NOTE)
+    if data is None:
+        return info
+    info.notes.append(OLD_RUN_NOTE)
     grid = data.get("grid")
     info.axes = [str(k) for k in grid] if isinstance(grid, dict) else []
-    if isinstance(data.get("repeats"), int):
-        info.repeats = data["repeats"]
     return info
 
 
