@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -54,6 +55,9 @@ def test_1_only_the_sweep_as_it_now_stands_is_ranked(tmp_path: Path) -> None:
     assert "4 record(s) from an earlier version of this sweep are not ranked; --all-records includes them" in text
     assert sorted(r["id"] for r in report.earlier) == ["old0", "old1", "old2", "old3"]
     assert {r["why_not_ranked"] for r in report.earlier} == {"configuration no longer in the sweep"}
+    document = json.loads(render(run, format="json")[1])
+    assert [r["id"] for r in document["earlier"]] == ["old0", "old1", "old2", "old3"]
+    assert document["decision"].startswith("Ship new")
     everything = build_report(run, all_records=True)
     assert len(everything.rows) == 8
     assert "--all-records: 4 record(s) from an earlier version" in "\n".join(everything.summary)
@@ -312,6 +316,7 @@ def test_an_old_run_without_run_json_still_reports(tmp_path: Path) -> None:
     assert "environment.json" in report.environments
 
 
+@pytest.mark.slow
 def test_report_never_imports_torch(tmp_path: Path) -> None:
     run = write(tmp_path / "run", four("t"))
     code = ("import sys, io; from rich.console import Console; from costbench.report import ReportOptions, "

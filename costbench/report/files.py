@@ -96,7 +96,10 @@ def report_json(report: Report) -> str:
     return json.dumps({"run": report.name, "description": report.description,
                        "decision": f"{headline}; {detail}", "objectives": [str(o) for o in report.objectives],
                        "by": report.by, "summary": report.summary, "warnings": report.warnings,
-                       "rows": rows, "plan": plans if report.plans is not None else None}, indent=2,
+                       "rows": rows, "plan": plans if report.plans is not None else None,
+                       "not_ok": [{k: r.get(k) for k in ("id", "status", "reason")} for r in report.not_ok],
+                       "earlier": [{k: r.get(k) for k in ("id", "status", "why_not_ranked")} for r in report.earlier]},
+                      indent=2,
                       default=str)
 
 
