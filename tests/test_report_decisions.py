@@ -72,6 +72,11 @@ def test_2_records_of_changed_data_are_not_ranked_and_say_why(tmp_path: Path) ->
     assert {r.data_id for r in report.rows} == {"bbbbbbbbbbbb"}
     assert {r["why_not_ranked"] for r in report.earlier} == {
         "data changed (fingerprint aaaaaaaaaaaa, now bbbbbbbbbbbb)"}
+    # with --all-records, a record of other data is a row of its own, never a repeat of the new one
+    for old_record, new_record in zip(old, new, strict=True):
+        old_record["group"] = new_record["group"]
+    everything = build_report(write(tmp_path / "all", old + new, trial_ids=[r["id"] for r in new]), all_records=True)
+    assert len(everything.rows) == 8 and all(r.n == 1 for r in everything.rows)
     page = (run / "report.html").read_text()
     assert "Records from an earlier version of this sweep (not ranked)" in page
     assert "data changed (fingerprint aaaaaaaaaaaa, now bbbbbbbbbbbb)" in page

@@ -90,12 +90,14 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
     """One row per ``group`` over the ``ok`` records: metric means, stds over repeats, first repeat's rest."""
     by_group: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        if record.get("status") == "ok":
-            by_group.setdefault(record.get("group") or record["id"], []).append(record)
+        if record.get("status") == "ok":  # records of other data are never repeats of each other
+            key = f"{record.get('group') or record['id']}:{record.get('data_id') or ''}"
+            by_group.setdefault(key, []).append(record)
     rows = []
-    for group, members in by_group.items():
+    for members in by_group.values():
         members.sort(key=lambda r: r.get("repeat", 0))
         first = members[0]
+        group = first.get("group") or first["id"]
         names = list(dict.fromkeys(k for r in members for k in (r.get("metrics") or {})))
         means: dict[str, float | None] = {}
         stds: dict[str, float | None] = {}
