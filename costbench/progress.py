@@ -23,6 +23,7 @@ from rich.text import Text
 from costbench.spec import Trial
 
 BAR_WIDTH = 16
+FIXED_COLUMNS = 44  # spinner, bar, count, elapsed and ETA columns with their gaps
 
 
 def describe_axes(axes: dict[str, Any]) -> str:
@@ -135,10 +136,14 @@ class SweepProgress:
         return f"{trial_id} {axes}{repeat}".rstrip()
 
     def _row_text(self, trial_id: str, phase: str) -> str:
-        """A running trial's line: id and phase first, so a narrow terminal cuts only the axes."""
+        """A running trial's line: its label, then its phase; where that is too long for the terminal,
+        the phase moves next to the id, so only the axes are cut."""
+        text = f"  {self._label(trial_id)}  {phase}"
+        if len(text) <= self.console.width - FIXED_COLUMNS:
+            return text
         trial = self.trials.get(trial_id)
         axes = describe_axes(trial.axes) if trial is not None else ""
-        return f"  {trial_id} {phase:<10} {axes}".rstrip()
+        return f"  {trial_id} {phase}  {axes}".rstrip()
 
     def _line(self, text: str) -> None:
         width = len(str(self.total))

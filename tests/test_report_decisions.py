@@ -247,6 +247,7 @@ def test_7_the_live_display_keeps_bar_count_and_eta_at_80_columns() -> None:
         progress.phase(trials[0].id, "training epoch 2/3")
         assert progress._progress is not None
         console.print(progress._progress.get_renderable())
+    assert "000000000000 training epoch 2/3" in out.getvalue()  # the phase is kept; the axes are cut
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
     lines = [line for line in text.splitlines() if "trials" in line and "ok 3" in line]
     assert lines, out.getvalue()
