@@ -330,3 +330,13 @@ def test_report_never_imports_torch(tmp_path: Path) -> None:
             "Console(file=io.StringIO())); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_plots_show_every_axis_batch_size_too() -> None:
+    """Colour, marker and one panel per combination of the rest: no grid axis is left off a plot."""
+    from costbench.report.plots import encoding
+
+    report = build_report(Path(__file__).parent.parent / "results" / "examples" / "cpu-precision")
+    colour, marker, panels = encoding(report.rows, report.axes)
+    assert (colour, marker) == ("precision", "model.size")
+    assert sorted(panels) == ["model.family", "train.batch_size"]
