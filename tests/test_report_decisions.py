@@ -129,6 +129,9 @@ def test_4_the_default_memory_objective_is_the_model_own(tmp_path: Path) -> None
     assert by_id(report)["fp32"].rank == 2
     headers = trials_table(report).headers
     assert "train memory (model) (MB)" in headers
+    from costbench.report.machine import machine_lines
+
+    assert machine_lines(report)[0].startswith("process baseline memory: 386-416 MB")
     # a run made before model_train_mem_mb existed ranks on the training growth instead, and says so
     for r in records:
         for name in ("model_train_mem_mb", "process_baseline_mem_mb"):

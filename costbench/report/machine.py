@@ -44,16 +44,19 @@ def _versions(env: dict[str, Any]) -> str:
 
 
 def machine_lines(report: Report) -> list[str]:
-    """One line per environment the shown trials ran in (with how many trials), or why it is unknown."""
+    """The process baseline apart, then one line per environment the shown trials ran in (with how many
+    trials), or why it is unknown."""
     counts: dict[str, int] = {}
     by_id = {r["id"]: r for r in report.records}
     for row in report.rows:
         key = record_env_key(by_id.get(row.id, {}))
         if key is not None:
             counts[key] = counts.get(key, 0) + 1
+    baselines = [v for r in report.rows if (v := r.metrics.get("process_baseline_mem_mb")) is not None]
+    lines = [f"process baseline memory: {min(baselines):,.0f}-{max(baselines):,.0f} MB (interpreter, torch and "
+             "libraries before the model; not the model's, so not what is ranked)"] if baselines else []
     if not report.environments:
-        return ["machine: not recorded in this run directory"]
-    lines = []
+        return [*lines, "machine: not recorded in this run directory"]
     for key, env in report.environments.items():
         parts = [p for p in (_cpu(env), _gpus(env), _threads(env), _versions(env)) if p]
         used = f" ({counts[key]} trial(s))" if key in counts and len(report.environments) > 1 else ""
