@@ -74,7 +74,7 @@ class Row:
             batch = headline_batch(self)
             if batch:
                 stats[batch] = {k: float(v) for k in ("p50_ms", "p99_ms", "throughput")
-                                     if _is_number(v := self.metrics.get(k))}
+                                if _is_number(v := self.metrics.get(k))}
         return dict(sorted(stats.items()))
 
 
