@@ -32,7 +32,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Override any key, value parsed as YAML "
-                 "(--set train.epochs=5, --set grid.precision=[fp32,int8]). Repeatable."),
+                 "(--set train.epochs=5, --set grid.precision=\\[fp32,int8]). Repeatable."),
 ]
 
 
@@ -144,22 +144,30 @@ def report(
     objectives: Annotated[str | None, typer.Option(help="e.g. auc:max,train_cost_usd:min,p99_ms:min "
                                                    "(default: the sweep file's).")] = None,
     by: Annotated[str | None, typer.Option(help="Compute one Pareto front per value of this field, "
-                                           "e.g. device.")] = None,
+                                           "e.g. device or env_id.")] = None,
     where: Annotated[list[str] | None, typer.Option(help="Filter before the front, e.g. \"p99_ms<=20\". "
                                                     "Repeatable.")] = None,
-    min_quality: Annotated[float, typer.Option(help="Mark trials below this share of the best fp32 AUC "
-                                               "of their family.")] = 0.99,
+    min_quality: Annotated[float, typer.Option(help="Flag low-quality (never picked) below this share of "
+                                               "the best fp32 AUC of their family; chance-level AUC (< 0.55) "
+                                               "and AUC more than 0.05 below the run's best are flagged "
+                                               "too.")] = 0.99,
     traffic: Annotated[str | None, typer.Option(help="Serving traffic for the cost planner, e.g. 50M/day.")]
     = None,
     slo_p99: Annotated[str | None, typer.Option(help="p99 latency SLO for the planner, e.g. 20ms.")] = None,
     retrains_per_month: Annotated[float, typer.Option(help="Planner: retrainings per month.")] = 0.0,
     format_: Annotated[str, typer.Option("--format", help="What to print: table, csv, markdown, json or "
                                          "none. Every file is written regardless.")] = "table",
+    all_records: Annotated[bool, typer.Option(help="Also rank the records of earlier versions of the sweep "
+                                              "(not in run.json's trial ids).")] = False,
+    tie_tolerance: Annotated[float, typer.Option(help="AUC differences up to this count as ties for the "
+                                                 "pick; the next objectives then decide.")] = 0.001,
 ) -> None:
-    """Render a run: Pareto table, trials.csv, pareto.csv, report.md, report.html and PNG plots."""
+    """Render a run from its directory alone (no torch, no re-expanding the sweep): the decision, the Pareto
+    table, trials.csv, pareto.csv, report.md, report.html and plots. With --where the files get names of
+    their own (report-where-<condition>.html, ...), so the main report is never overwritten."""
     from costbench.report import ReportOptions, render_report
 
     options = ReportOptions(objectives=objectives, by=by, where=where or [], min_quality=min_quality,
                             traffic=traffic, slo_p99=slo_p99, retrains_per_month=retrains_per_month,
-                            format=format_)
+                            format=format_, all_records=all_records, tie_tolerance=tie_tolerance)
     render_report(run_dir, options, console=console, stderr=stderr)

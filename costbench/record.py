@@ -54,6 +54,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "auc_gap_to_bayes": ("", "min", "bayes_auc - auc"),
     "val_auc": ("", "max", "best validation AUC during training"),
     "auc_delta_vs_fp32": ("", "max", "auc minus the auc of this trial's fp32 twin"),
+    "auc_ci_low": ("", "max", "low end of the bootstrap 95% interval of the test AUC"),
+    "auc_ci_high": ("", "max", "high end of the bootstrap 95% interval of the test AUC"),
     # size
     "params": ("", "min", "trainable parameters"),
     "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
@@ -73,11 +75,19 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_peak_reserved_mb": ("MB", "min", "CUDA: peak memory reserved by the caching allocator"),
     "prepare_peak_mem_mb": ("MB", "min", "peak memory while casting, quantizing and compiling for serving"),
     "serve_peak_mem_mb": ("MB", "min", "peak memory while serving"),
+    "model_train_mem_mb": ("MB", "min", "the model's own training memory: training-loop growth over the process "
+                           "baseline"),
+    "model_serve_mem_mb": ("MB", "min", "the model's own serving memory: serving working set over the process "
+                           "baseline"),
+    "process_baseline_mem_mb": ("MB", "min", "memory of the trial process before the model (interpreter, torch, "
+                                "libraries): not the model's"),
     # serving, at serve.batch_size_for_objective
     "p50_ms": ("ms", "min", "median latency of one serving call"),
     "p90_ms": ("ms", "min", "90th percentile latency of one serving call"),
     "p99_ms": ("ms", "min", "99th percentile latency of one serving call"),
     "p99_upper_ms": ("ms", "min", "conservative p99 by MLPerf's early-stopping rule"),
+    "p99_ci_low_ms": ("ms", "min", "low end of the 95% interval of p99"),
+    "p99_ci_high_ms": ("ms", "min", "high end of the 95% interval of p99"),
     "mean_ms": ("ms", "min", "mean latency of one serving call"),
     "cold_ms": ("ms", "min", "the first (cold) serving call"),
     "throughput": ("rows/s", "max", "rows scored per second"),
