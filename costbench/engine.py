@@ -31,12 +31,13 @@ from costbench.errors import UserError, warn
 from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
+from costbench.resources import ResourcePlan, plan_resources
+from costbench.run_files import RUN_FILE, store_environment, write_run_file
 from costbench.spec import DataConfig, Sweep, Trial, canonical_json, cuda_warnings
 from costbench.store import SWEEP_FILE, RunStore, latest_records, read_records, write_text_atomic
 
 TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
 EXIT_INTERRUPTED = 130
-ENVIRONMENT_FILE = "environment.json"
 DATA_SUMMARY_FILE = "data_summary.json"
 DATA_CACHE_DIR = "data-cache"
 
@@ -80,13 +81,19 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
         records, warnings = read_records(run_dir)
         for warning in warnings:
             warn(stderr, warning)
-        todo, counts = plan_resume(trials, latest_records(records), options.retry_failed)
+        kind = options.executor or sweep.spec.executor.kind
+        plan = resource_plan(kind, trials, options.workers or sweep.spec.executor.workers, stderr)
+        trials = [dataclasses.replace(t, resources=plan.for_trial(t, kind)) for t in trials]
+        todo, counts, replanned = plan_resume(trials, latest_records(records), options.retry_failed)
         _say_resume(trials, records, counts, options.retry_failed, console)
-        # made before the environment is collected: a local executor's forkserver imports meanwhile
-        executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
+        if replanned:
+            console.print(f"re-running {replanned} trial(s) recorded with other threads than this run's plan "
+                          "(their timings would not compare)", highlight=False)
+        # made before the data is prepared: a local executor's forkserver imports meanwhile
+        executor, settings = _make_executor(sweep, todo, options, trial_fn, plan)
         try:
             write_sweep_file(run_dir, sweep)
-            write_environment(run_dir, settings, stderr)
+            write_run_file(run_dir, sweep, trials, settings)
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
             outcome = _run(executor, todo, store, counts, options, console) if executor else _Outcome()
@@ -125,24 +132,6 @@ def write_sweep_file(run_dir: Path, sweep: Sweep) -> None:
               f"--out {run_dir}\n")
     body = yaml.safe_dump(sweep.spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     write_text_atomic(run_dir / SWEEP_FILE, header + body)
-
-
-def write_environment(run_dir: Path, settings: dict[str, Any], stderr: Console) -> None:
-    """The machine and software, plus this run's executor settings. Warns when a resume changed them."""
-    from costbench.measure.environment import collect_environment
-
-    env = {**collect_environment(), "run": settings}
-    path = run_dir / ENVIRONMENT_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        changed = [k for k in ("host", "cpu", "gpus", "versions", "costbench_commit") if old.get(k) != env.get(k)]
-        if old and changed:
-            warn(stderr, f"this run directory was started with a different {', '.join(changed)}; "
-                         f"its records now mix environments ({path} describes the latest)")
-    write_text_atomic(path, json.dumps(env, indent=2) + "\n")
 
 
 def write_data_summary(run_dir: Path, trials: list[Trial]) -> list[dict[str, Any]]:
@@ -217,20 +206,31 @@ def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:
 
 
 def plan_resume(trials: list[Trial], latest: dict[str, dict[str, Any]],
-                retry_failed: bool) -> tuple[list[Trial], Counter[str]]:
-    """The trials still to run, and the counts of those already recorded (ok/failed/skipped).
+                retry_failed: bool) -> tuple[list[Trial], Counter[str], int]:
+    """The trials still to run, the counts of those already recorded (ok/failed/skipped), and how many
+    are run again because their record was made with other threads than the trial's plan now gives.
 
     ``ok`` and ``skipped`` trials are done; ``failed`` ones are done unless ``retry_failed``.
     """
-    todo, counts = [], Counter[str]()
+    todo, counts, replanned = [], Counter[str](), 0
     for trial in trials:
         record = latest.get(trial.id)
         status = record["status"] if record else None
-        if status in ("ok", "skipped") or (status == "failed" and not retry_failed):
+        if status == "ok" and not _same_threads(record, trial):
+            replanned += 1
+            todo.append(trial)
+        elif status in ("ok", "skipped") or (status == "failed" and not retry_failed):
             counts[status] += 1
         else:
             todo.append(trial)
-    return todo, counts
+    return todo, counts, replanned
+
+
+def _same_threads(record: dict[str, Any], trial: Trial) -> bool:
+    """A record made under the plan's threads (records from before resource plans count as the same)."""
+    made = (record.get("resources") or {}).get("threads") if isinstance(record.get("resources"), dict) else None
+    planned = (trial.resources or {}).get("threads")
+    return made is None or planned is None or made == planned
 
 
 def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Counter[str], retry_failed: bool,
@@ -260,24 +260,28 @@ def stale_records(trials: list[Trial], records: list[dict[str, Any]]) -> tuple[i
     return other_data, len(stale) - other_data
 
 
+def resource_plan(kind: str, trials: list[Trial], workers: int | None, stderr: Console) -> ResourcePlan:
+    """The one resource plan of this run: local trials share this machine's cores; on Ray the cluster
+    schedules each trial by its threads (one core unless the trial sets ``threads``)."""
+    if kind != "local":
+        return ResourcePlan(workers=None, threads=1)
+    plan = plan_resources(trials, workers)
+    for note in plan.notes:
+        warn(stderr, note)
+    return plan
+
+
 def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,
-                   stderr: Console) -> tuple[Executor | None, dict[str, Any]]:
+                   plan: ResourcePlan) -> tuple[Executor | None, dict[str, Any]]:
     spec = sweep.spec.executor
     kind = options.executor or spec.kind
-    workers = options.workers or spec.workers
-    threads = None
-    if kind == "local" and todo:
-        from costbench.executors.local import plan_workers
-
-        plan = plan_workers(todo, workers)
-        for note in plan.notes:
-            warn(stderr, note)
-        workers, threads = plan.workers, plan.threads
+    workers = None if plan.workers is None else min(plan.workers, max(1, len(todo)))
     from_file = kind == spec.kind  # the file's ray settings do not apply when --executor chose local
     settings = {
         "executor": kind,
         "workers": workers,
-        "threads": threads,
+        "threads": plan.threads,
+        "gpus": plan.gpus,
         "trial_timeout": options.trial_timeout or spec.trial_timeout,
         "retries": options.retries if options.retries is not None or not from_file else spec.retries,
         "address": options.address or (spec.address if from_file else None),
@@ -289,7 +293,7 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
     }
     if not todo:
         return None, settings
-    executor = make_executor(kind, workers=workers, threads=threads, trial_timeout=settings["trial_timeout"],
+    executor = make_executor(kind, workers=workers, threads=plan.threads, trial_timeout=settings["trial_timeout"],
                              retries=settings["retries"], address=settings["address"],
                              runtime_env=spec.runtime_env if from_file else None, trial_fn=trial_fn)
     return executor, settings
@@ -318,7 +322,7 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
             elif event.kind == "phase":
                 progress.phase(event.trial_id, event.phase or "")
             elif event.record is not None:
-                store.append(event.record)
+                store.append(store_environment(store.run_dir, event.record))
                 outcome.ran += 1
                 progress.finished(event.record)
                 if options.fail_fast and event.record["status"] == "failed" and not outcome.fail_fast_stopped:
@@ -371,7 +375,7 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
                      soft_wrap=True)
         return EXIT_INTERRUPTED if outcome.interrupted else 1
     _report(run_dir, console, stderr)
-    files = [run_dir / name for name in (SWEEP_FILE, ENVIRONMENT_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
+    files = [run_dir / name for name in (SWEEP_FILE, RUN_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
     console.print("written: " + "  ".join(str(f) for f in files if f.exists()), highlight=False)
     return 0
 

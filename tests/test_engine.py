@@ -51,7 +51,7 @@ def test_a_rerun_resumes_and_failed_trials_run_again_only_when_asked(tmp_path):
     assert code == 0 and statuses(out) == [*first, (failed_id, "failed")]
 
 
-def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary(tmp_path):
+def test_the_run_directory_holds_the_resolved_sweep_run_file_environments_and_data_summary(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1])
     out = tmp_path / "run"
     sweep = load_sweep(sweep_file, ["data.rows=2000"])
@@ -60,9 +60,17 @@ def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary
     resolved = load_sweep(out / "sweep.yaml")  # what the resume command runs
     assert [t.id for t in resolved.trials] == [t.id for t in sweep.trials]
 
-    env = json.loads((out / "environment.json").read_text())
-    assert env["run"]["executor"] == "local" and env["run"]["workers"] == 1 and env["run"]["threads"] == 1
-    assert env["cpu"]["usable_cores"] >= 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["trial_ids"] == [t.id for t in sweep.trials] and run["axes"] == ["seed"]
+    assert run["executor"]["executor"] == "local" and run["executor"]["workers"] == 1
+    assert run["executor"]["threads"] == 1
+
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    for record in records:
+        assert "environment" not in record, "the environment is stored once, not in every line"
+        env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+        assert env["cpu"]["usable_cores"] >= 1
+        assert record["resources"]["threads"] == 1 and record["resources"]["workers"] == 1
 
     datasets = json.loads((out / "data_summary.json").read_text())["datasets"]
     assert len(datasets) == 1, "both trials share one dataset, prepared once by the driver"
@@ -154,5 +162,5 @@ def test_executor_local_overrides_a_ray_sweep_without_its_ray_settings(tmp_path)
     code, _, stderr = sweep_once(sweep_file, out, executor="local", workers=1)
     assert code == 0, stderr
     assert [s for _, s in statuses(out)] == ["ok"]
-    run = json.loads((out / "environment.json").read_text())["run"]
+    run = json.loads((out / "run.json").read_text())["executor"]
     assert (run["executor"], run["address"], run["retries"]) == ("local", None, None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from costbench.executors import make_executor
-from costbench.executors.local import LocalExecutor, plan_workers
+from costbench.executors.local import LocalExecutor
+from costbench.resources import plan_resources
 from costbench.spec import load_sweep
 from tests.fake_trials import write_sweep
 
@@ -25,23 +26,23 @@ def run_all(executor, todo):
 
 
 def test_cpu_default_is_one_single_threaded_worker_per_core(tmp_path):
-    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3, 4, 5]), cores=4)
+    plan = plan_resources(trials(tmp_path, [0, 1, 2, 3, 4, 5]), cores=4)
     assert (plan.workers, plan.threads, plan.notes) == (4, 1, [])
 
 
 def test_workers_times_threads_is_clamped_to_the_cores_and_says_so(tmp_path):
-    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3], threads=2), workers=4, cores=4)
+    plan = plan_resources(trials(tmp_path, [0, 1, 2, 3], threads=2), workers=4, cores=4)
     assert plan.workers == 2
     assert "--workers 4" in plan.notes[0] and "running 2" in plan.notes[0]
 
 
 def test_cuda_default_is_one_worker_per_gpu_with_the_cores_shared(tmp_path):
-    plan = plan_workers(trials(tmp_path, [0, 1, 2, 3], device="cuda"), cores=16, gpus=2)
+    plan = plan_resources(trials(tmp_path, [0, 1, 2, 3], device="cuda"), cores=16, gpus=2)
     assert (plan.workers, plan.threads) == (2, 8)
 
 
 def test_never_more_workers_than_trials(tmp_path):
-    assert plan_workers(trials(tmp_path, [0]), cores=8).workers == 1
+    assert plan_resources(trials(tmp_path, [0]), cores=8).workers == 1
 
 
 def test_ray_only_settings_are_refused_by_the_local_executor():

@@ -23,7 +23,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -38,8 +38,8 @@ from costbench.executors.base import (
     resolve_trial_fn,
     valid_record,
 )
-from costbench.measure.environment import usable_cores
 from costbench.record import make_record, utc_now
+from costbench.resources import gpu_count, plan_resources
 from costbench.spec import Trial
 
 # Imported once, in the forkserver, so that no trial pays for them: torch, torch._dynamo (the first
@@ -50,48 +50,6 @@ PRELOAD = ("torch", "torch._dynamo", __name__, "costbench.trial", "costbench.dat
            "costbench.train", "costbench.evaluate", "costbench.precision", "costbench.measure.latency",
            "costbench.measure.memory", "costbench.measure.energy", "costbench.measure.cost")
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
-
-
-# ----------------------------------------------------------------------------------- worker plan
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """How many trials run at once and with how many torch threads each, and why if it was changed."""
-
-    workers: int
-    threads: int
-    notes: list[str] = field(default_factory=list)
-
-
-def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: int | None = None, *,
-                 cores: int | None = None, gpus: int | None = None) -> WorkerPlan:
-    """Defaults: CUDA trials one worker per GPU, CPU trials one per core with one thread each.
-
-    Workers × threads never exceeds the cores: oversubscribed trials slow each other down and their
-    timings stop meaning anything, so ``workers`` is lowered and a note says so. A trial's own
-    ``threads`` setting is respected (never substituted) and counts against the cores.
-    """
-    cores = cores or usable_cores() or 1
-    if gpus is None:
-        gpus = _gpu_count(trials)
-    all_cuda = bool(trials) and all(_on_gpu(t.config["device"], gpus) for t in trials)
-    default_workers = max(1, gpus or 0) if all_cuda else cores
-    if threads is None:
-        threads = max(1, cores // (workers or default_workers)) if all_cuda else 1
-    asked = workers or default_workers
-    widest = max([t.config.get("threads") or threads for t in trials] or [threads])
-    fit = max(1, cores // widest)
-    notes = []
-    if asked > fit:
-        if workers is not None:
-            notes.append(f"--workers {workers} with {widest} thread(s) each needs {workers * widest} cores but "
-                         f"{cores} are usable: running {fit} worker(s)")
-        asked = fit
-    if widest > cores:
-        notes.append(f"trials ask for {widest} threads but only {cores} cores are usable; their timings "
-                     "include oversubscription")
-    return WorkerPlan(workers=max(1, min(asked, len(trials) or 1)), threads=threads, notes=notes)
 
 
 def start_forkserver(trial_fn: str = TRIAL_FUNCTION) -> Any:
@@ -225,8 +183,8 @@ class LocalExecutor(Executor):
             self._lifeline = None
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
-        plan = plan_workers(trials, self.workers, self.threads)
-        gpus = _gpu_count(trials)
+        plan = plan_resources(trials, self.workers, self.threads)
+        gpus = gpu_count(trials)
         ctx = start_forkserver(self.trial_fn)
         self._close_lifeline()
         lifeline, self._lifeline = ctx.Pipe(duplex=False)  # we hold the sending end until close()
@@ -370,19 +328,6 @@ class LocalExecutor(Executor):
                 job.process.kill()
                 job.process.join()
             job.conn.close()
-
-
-def _on_gpu(device: str, gpus: int) -> bool:
-    return device.startswith("cuda") or (device == "auto" and gpus > 0)
-
-
-def _gpu_count(trials: Sequence[Trial]) -> int:
-    """GPUs on this machine, asked only when some trial may use one (the query imports torch)."""
-    if not any(t.config["device"].startswith("cuda") or t.config["device"] == "auto" for t in trials):
-        return 0
-    from costbench.measure.environment import cuda_device_count
-
-    return cuda_device_count()
 
 
 def _death(exitcode: int | None, tail: list[str]) -> str:
