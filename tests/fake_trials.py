@@ -1,9 +1,10 @@
 """Trial functions for testing the engine: they behave by the trial's ``seed`` instead of training.
 
 seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfault, 4 hang,
-6 ok after printing to stderr,
+5 report partial metrics (auc, train_seconds) through on_partial, then hang, 6 ok after printing to stderr,
 7 hang and ignore SIGTERM, 8 ok once the file named by COSTBENCH_FAKE_HOLD is gone (so a test can
-interrupt a sweep at a known point). With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
+interrupt a sweep at a known point), 9 wait for the latency lock at the file latency.lock in the trial's
+cache_dir (a test holds it), then ok. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
 so a test can check that no trial process outlives its sweep.
 """
 
@@ -25,7 +26,8 @@ from costbench.record import make_record, utc_now
 QUICK_S = 0.05
 
 
-def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> dict[str, Any]:
+def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None,
+            on_partial: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     phase = on_phase or (lambda _: None)
     started = utc_now()
     seed = trial["config"]["seed"]
@@ -45,8 +47,20 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
         ctypes.string_at(0)
     if behaviour == 7:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if behaviour in (4, 7):
+    if behaviour == 5 and on_partial is not None:
         phase("train 1/1")
+        on_partial({"auc": 0.75, "train_seconds": 1.25, "note": "not a number: dropped"})
+        phase("latency")
+    if behaviour == 9:
+        from costbench.executors.base import LOCK_WAIT_PHASE
+        from costbench.measure.latency import latency_lock
+
+        phase(LOCK_WAIT_PHASE)
+        with latency_lock(Path(trial["cache_dir"]) / "latency.lock"):
+            phase("latency")
+    if behaviour in (4, 5, 7):
+        if behaviour != 5:
+            phase("train 1/1")
         while True:
             time.sleep(1)
     phase("train 1/1")

@@ -85,8 +85,38 @@ def test_a_trial_that_runs_too_long_is_ended_and_recorded_as_timeout(tmp_path):
     records, _ = run_all(LocalExecutor(workers=2, threads=1, trial_timeout=1.5, trial_fn=FAKE), todo)
     hung = records[todo[0].id]
     assert hung["status"] == "failed"
-    assert hung["reason"] == "timeout after 1.5 s (in phase 'train 1/1')"
+    assert hung["reason"] == "timeout in phase train 1/1 after 1.5 s"
     assert records[todo[1].id]["status"] == "ok"
+
+
+def test_a_timed_out_trial_keeps_the_metrics_it_measured_before_the_timeout(tmp_path):
+    todo = trials(tmp_path, [500])  # reports auc and train_seconds, then hangs in the latency phase
+    records, _ = run_all(LocalExecutor(workers=1, threads=1, trial_timeout=1.5, trial_fn=FAKE), todo)
+    hung = records[todo[0].id]
+    assert (hung["status"], hung["reason"]) == ("failed", "timeout in phase latency after 1.5 s")
+    assert hung["metrics"] == {"auc": 0.75, "train_seconds": 1.25}  # the non-number it sent is dropped
+
+
+def test_a_wait_for_the_latency_lock_does_not_count_against_the_timeout_and_is_recorded(tmp_path):
+    import dataclasses
+    import fcntl
+    import os
+    import threading
+
+    lock = tmp_path / "latency.lock"  # the fake trial locks latency.lock in its cache_dir
+    fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another trial is timing: this one waits 3 s, past its 1.5 s timeout
+    release = threading.Timer(3.0, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
+    release.start()
+    try:
+        todo = [dataclasses.replace(t, cache_dir=str(tmp_path)) for t in trials(tmp_path, [900])]
+        records, events = run_all(LocalExecutor(workers=1, threads=1, trial_timeout=1.5, trial_fn=FAKE), todo)
+    finally:
+        release.join()
+    record = records[todo[0].id]
+    assert record["status"] == "ok", record["reason"]
+    assert "waiting for latency lock" in [e.phase for e in events if e.kind == "phase"]
+    assert 2.5 <= record["details"]["harness"]["lock_wait_s"] < 10
 
 
 def test_a_trial_function_that_returns_no_record_fails_its_trial(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from costbench.spec import Trial
 
 TRIAL_FUNCTION = "costbench.trial:run_trial"
 TAIL_LINES = 12  # lines of traceback or output kept in a failed record
+# A trial reports this phase while it waits for a machine-wide lock (the latency lock); executors stop
+# its timeout clock until its next phase and record the wait as details.harness.lock_wait_s.
+LOCK_WAIT_PHASE = "waiting for latency lock"
 
 
 def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
@@ -21,6 +25,36 @@ def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
     if not sep or not module or not name:
         raise ValueError(f"trial function '{spec}' is not 'module:function'")
     return getattr(importlib.import_module(module), name)
+
+
+def call_trial_fn(fn: Callable[..., dict[str, Any]], trial: dict[str, Any], on_phase: Callable[[str], None],
+                  on_partial: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Call a trial function with ``on_phase``, and with ``on_partial`` only if it takes one (or **kwargs).
+
+    ``on_partial(metrics)`` hands the executor the metrics measured so far, so a trial ended by its
+    timeout keeps them in its failed record.
+    """
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    takes = any(p.name == "on_partial" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    if takes:
+        return fn(trial, on_phase=on_phase, on_partial=on_partial)
+    return fn(trial, on_phase=on_phase)
+
+
+def partial_metrics(metrics: Any) -> dict[str, float | None]:
+    """The numbers (or nulls) of a trial's partial metrics; anything else it sent is dropped."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {str(k): v for k, v in metrics.items()
+            if v is None or (isinstance(v, int | float) and not isinstance(v, bool))}
+
+
+def timeout_reason(phase: str | None, timeout: float | None) -> str:
+    """'timeout in phase train 2/5 after 60 s': where the trial was when its time ran out."""
+    return f"timeout in phase {phase or 'start'} after {timeout or 0:g} s"
 
 
 def valid_record(record: Any, trial_id: str) -> dict[str, Any] | None:

@@ -30,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from costbench.executors.base import (
+    LOCK_WAIT_PHASE,
     TAIL_LINES,
     TRIAL_FUNCTION,
     Executor,
     TrialEvent,
+    call_trial_fn,
     invalid_record_reason,
+    partial_metrics,
     resolve_trial_fn,
+    timeout_reason,
     valid_record,
 )
 from costbench.measure.environment import usable_cores
@@ -98,11 +102,20 @@ def start_forkserver(trial_fn: str = TRIAL_FUNCTION) -> Any:
     """The forkserver context, its server started once per driver with PRELOAD and the trial's module.
 
     Starting returns at once; the server imports in the background, so calling this early hides the
-    import time behind the driver's own work.
+    import time behind the driver's own work. The server starts with SIGINT ignored: a Ctrl-C reaches
+    the whole process group, and the driver alone decides what it means (a server still importing
+    torch would otherwise print a KeyboardInterrupt traceback of its own).
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*PRELOAD, trial_fn.partition(":")[0]])
-    forkserver.ensure_running()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
+        forkserver.ensure_running()
+        return ctx
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored signal stays ignored across exec
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return ctx
 
 
@@ -121,7 +134,8 @@ class _Job:
 
 
 def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
-    """Runs in the trial's process: send ('ready'), ('phase', p)..., then ('result', r) or ('error', e)."""
+    """Runs in the trial's process: send ('ready'), ('phase', p) and ('partial', metrics) as they come,
+    then ('result', r) or ('error', e)."""
     entered = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the driver decides
     threading.Thread(target=_die_with_driver, args=(lifeline,), daemon=True, name="costbench-lifeline").start()
@@ -136,7 +150,8 @@ def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
         torch.set_num_threads(threads)
         conn.send(("ready", entered, threads))
         fn = resolve_trial_fn(job.trial_fn)
-        record = fn(job.trial, on_phase=lambda phase: conn.send(("phase", str(phase))))
+        record = call_trial_fn(fn, job.trial, on_phase=lambda phase: conn.send(("phase", str(phase))),
+                               on_partial=lambda metrics: conn.send(("partial", partial_metrics(metrics))))
         conn.send(("result", record))
     except BaseException as exc:  # every way a trial can fail becomes its record
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -187,6 +202,27 @@ class _Running:
     threads: int | None = None
     outcome: tuple[str, Any] | None = None  # ('result', record) or ('error', info)
     closed: bool = False
+    partial: dict[str, Any] = field(default_factory=dict)  # metrics the trial reported before its end
+    waiting_since: float | None = None  # monotonic, while it waits for the latency lock (no timeout)
+    lock_wait_s: float = 0.0
+
+    def overdue(self, now: float) -> bool:
+        return self.deadline is not None and self.waiting_since is None and now >= self.deadline
+
+    def on_phase(self, phase: str, now: float) -> None:
+        """A wait for the latency lock stops the timeout clock until the next phase."""
+        self.stop_waiting(now)
+        if phase == LOCK_WAIT_PHASE:
+            self.waiting_since = now
+        self.phase = phase
+
+    def stop_waiting(self, now: float) -> None:
+        if self.waiting_since is not None:
+            waited = now - self.waiting_since
+            self.lock_wait_s += waited
+            if self.deadline is not None:
+                self.deadline += waited
+            self.waiting_since = None
 
 
 class LocalExecutor(Executor):
@@ -289,7 +325,7 @@ class LocalExecutor(Executor):
             handles.append(job.process.sentinel)
             if not job.closed:
                 handles.append(job.conn)
-        deadlines = [job.deadline for job in running if job.deadline is not None]
+        deadlines = [job.deadline for job in running if job.deadline is not None and job.waiting_since is None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = wait(handles, timeout)
         if self._wake_r in ready:
@@ -314,8 +350,10 @@ class LocalExecutor(Executor):
             if kind == "ready":
                 job.ready, job.threads = message[1], message[2]
             elif kind == "phase":
-                job.phase = message[1]
+                job.on_phase(message[1], time.monotonic())
                 yield TrialEvent("phase", job.trial.id, phase=job.phase)
+            elif kind == "partial":
+                job.partial.update(message[1])
             else:
                 job.outcome = (kind, message[1])
 
@@ -335,26 +373,29 @@ class LocalExecutor(Executor):
             job.process.join()
             tail = _tail(job.log_path, lines=200)
             record = self._failed(job, _death(job.process.exitcode, tail), {"output_tail": tail[-TAIL_LINES:]})
-        elif job.deadline is not None and time.monotonic() >= job.deadline:
+        elif job.overdue(time.monotonic()):
             self._end([job])
-            where = f" (in phase '{job.phase}')" if job.phase else ""
-            record = self._failed(job, f"timeout after {self.trial_timeout:g} s{where}",
+            record = self._failed(job, timeout_reason(job.phase, self.trial_timeout),
                                   {"output_tail": _tail(job.log_path)})
         else:
             return None
         job.conn.close()
+        job.stop_waiting(time.monotonic())  # a wait the trial never ended counts up to now
         record["concurrent_trials"] = job.concurrent
         record.setdefault("details", {})["harness"] = {
             "executor": self.name,
             "process_start_s": None if job.ready is None else round(job.ready - job.launched, 4),
             "threads": job.threads,
             "trial_wall_s": round(time.monotonic() - job.launched, 4),
+            "lock_wait_s": round(job.lock_wait_s, 4),
         }
         return record
 
     def _failed(self, job: _Running, reason: str, details: dict[str, Any]) -> dict[str, Any]:
+        """A failed record that keeps what the trial measured before it ended (``on_partial``)."""
         record = make_record(job.trial.to_json(), "failed", reason=reason, details=details,
-                             started_at=job.started_at, concurrent_trials=job.concurrent)
+                             metrics=dict(job.partial), started_at=job.started_at,
+                             concurrent_trials=job.concurrent)
         record["pid"] = job.process.pid
         return record
 
