@@ -4,7 +4,7 @@ seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfaul
 5 report partial metrics (auc, train_seconds) through on_partial, then hang, 6 ok after printing to stderr,
 7 hang and ignore SIGTERM, 8 ok once the file named by COSTBENCH_FAKE_HOLD is gone (so a test can
 interrupt a sweep at a known point), 9 wait for the latency lock at the file latency.lock in the trial's
-cache_dir (a test holds it), then ok. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
+cache_dir (a test holds it), then ok, 10 skipped. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
 so a test can check that no trial process outlives its sweep.
 """
 
@@ -37,6 +37,8 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
         with open(os.path.join(pid_dir, f"{os.getpid()}.pid"), "w") as handle:
             handle.write(trial["id"])
     phase("data")
+    if behaviour == 10:
+        return make_record(trial, "skipped", reason="fake: cannot run honestly here", started_at=started)
     if behaviour == 1:
         raise ValueError(f"boom in trial seed {seed}")
     if behaviour == 2:
