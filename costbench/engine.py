@@ -414,7 +414,8 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
         missing = len(sweep.trials) - sum(statuses.values())
         if outcome.disk_full:
             stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)
-        why = ("interrupted" if outcome.interrupted else "stopped: the disk is full" if outcome.disk_full
+        why = (f"interrupted ({signal.Signals(outcome.interrupted).name})" if outcome.interrupted
+               else "stopped: the disk is full" if outcome.disk_full
                else "stopped by --fail-fast")
         stderr.print(f"{why}: {missing} trial(s) not {'recorded' if outcome.disk_full else 'run'}; every "
                      f"finished record is kept in "
