@@ -26,9 +26,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+class _Console(Console):
+    """A reader that closes the pipe early (``costbench report ... | head``) made its choice; it is not
+    an error. Rich's own handler exits with 1; this one sends the rest to devnull and lets the command
+    finish (a sweep still records every trial, a report still writes its files) with its own status."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _to_devnull(self.file)
+
+
 # A log file or pipe has no width to respect; 80 columns would wrap numbers mid-digit in CI logs.
-console = Console(width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+console = _Console(width=None if sys.stdout.isatty() else 200)
+stderr = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +69,8 @@ def user_errors(command: F) -> F:
         except UserError as exc:
             error(str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except BrokenPipeError:
-            _quiet_stdout()
+        except BrokenPipeError:  # a write outside the consoles (e.g. `env --json`)
+            _to_devnull(sys.stdout)
             raise typer.Exit(0) from None
         except KeyboardInterrupt:
             stderr.print("interrupted", highlight=False)
@@ -67,7 +79,8 @@ def user_errors(command: F) -> F:
             full = no_space_error(exc)
             if full is None:
                 raise
-            error(str(DiskFull(full.filename or "a file", None, full)))
+            error(str(DiskFull(full.filename, None, full)) if full.filename else
+                  f"no space left on device while writing a file ({full.strerror}); free some space")
             raise typer.Exit(UserError.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -77,12 +90,17 @@ def error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
 
 
-def _quiet_stdout() -> None:
-    """What the Python docs advise on a broken pipe: point stdout at devnull, so the flush at exit
-    does not raise again (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+def _to_devnull(stream: Any) -> None:
+    """What the Python docs advise on a broken pipe: point the stream's descriptor at devnull, so later
+    writes and the flush at exit do not raise again
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # not a real file (a test's buffer): quiet is enough
+    finally:
+        os.close(devnull)
 
 
 def main() -> None:
@@ -90,7 +108,7 @@ def main() -> None:
     try:
         app()
     except BrokenPipeError:
-        _quiet_stdout()
+        _to_devnull(sys.stdout)
         sys.exit(0)
 
 

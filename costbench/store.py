@@ -40,10 +40,10 @@ class DiskFull(UserError):
     def __init__(self, path: str | Path, needed: int | None, cause: OSError | None = None) -> None:
         self.path, self.needed = Path(path), needed
         what = "quota exceeded" if cause is not None and cause.errno == errno.EDQUOT else "no space left on device"
-        need = f"writing it needs {_size(needed)}" if needed is not None else "a write failed"
+        need = f": writing it needs {_size(needed)}" if needed is not None else ""
         free = free_bytes(self.path)
-        have = f", {_size(free)} free there" if free is not None else ""
-        super().__init__(f"{what}: {need}{have}; free some space or write elsewhere (--out DIR)", where=str(path))
+        have = f"{',' if need else ''} {_size(free)} free there" if free is not None else ""
+        super().__init__(f"{what}{need}{have}; free some space or write elsewhere (--out DIR)", where=str(path))
 
 
 def no_space_error(exc: BaseException) -> OSError | None:

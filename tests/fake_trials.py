@@ -4,7 +4,8 @@ seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfaul
 5 report partial metrics (auc, train_seconds) through on_partial, then hang, 6 ok after printing to stderr,
 7 hang and ignore SIGTERM, 8 ok once the file named by COSTBENCH_FAKE_HOLD is gone (so a test can
 interrupt a sweep at a known point), 9 wait for the latency lock at the file latency.lock in the trial's
-cache_dir (a test holds it), then ok, 10 skipped. With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
+cache_dir (a test holds it), then ok, 10 skipped, 11 fill the filesystem holding the file named by
+COSTBENCH_FAKE_FILL (when it is set), then return an ok record of ~20 kB (which a full disk cannot take). With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
 so a test can check that no trial process outlives its sweep.
 """
 
@@ -39,6 +40,10 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
     phase("data")
     if behaviour == 10:
         return make_record(trial, "skipped", reason="fake: cannot run honestly here", started_at=started)
+    if behaviour == 11:
+        if os.environ.get("COSTBENCH_FAKE_FILL"):
+            _fill(Path(os.environ["COSTBENCH_FAKE_FILL"]))
+        return make_record(trial, "ok", metrics={"auc": 0.5}, details={"padding": "x" * 20_000}, started_at=started)
     if behaviour == 1:
         raise ValueError(f"boom in trial seed {seed}")
     if behaviour == 2:
@@ -77,6 +82,17 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
                        details={"data": {"rows": trial["config"]["data"]["rows"]},
                                 "torch_threads": torch.get_num_threads()},
                        started_at=started)
+
+
+def _fill(path: Path) -> None:
+    """Write to ``path`` until its filesystem has no byte left."""
+    with open(path, "wb", buffering=0) as handle:
+        for chunk in (1 << 16, 1 << 10, 1):
+            try:
+                while True:
+                    handle.write(b"\0" * chunk)
+            except OSError:
+                continue
 
 
 def not_a_record(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> Any:

@@ -16,6 +16,7 @@ from costbench.report.planner import PLAN_RULE
 from costbench.report.plots import write_plots
 from costbench.report.rows import flatten
 from costbench.report.table import RANK_LEGEND, TableData, plan_table, trials_table
+from costbench.store import write_atomic, write_text_atomic
 
 TRIALS_CSV = "trials.csv"
 PARETO_CSV = "pareto.csv"
@@ -30,10 +31,11 @@ def write_files(report: Report) -> dict[str, Path]:
     report.summary += notes
     paths = {TRIALS_CSV: out / TRIALS_CSV, PARETO_CSV: out / PARETO_CSV, REPORT_MD: out / REPORT_MD,
              REPORT_HTML: out / REPORT_HTML}
-    records_frame(report).to_csv(paths[TRIALS_CSV], index=False)
-    rows_frame(report, front_only=True).to_csv(paths[PARETO_CSV], index=False)
-    paths[REPORT_MD].write_text(markdown(report), encoding="utf-8")
-    paths[REPORT_HTML].write_text(html_page(report), encoding="utf-8")
+    # each file whole or not at all (temp file + rename): a full disk leaves the previous report
+    write_atomic(paths[TRIALS_CSV], lambda tmp: records_frame(report).to_csv(tmp, index=False))
+    write_atomic(paths[PARETO_CSV], lambda tmp: rows_frame(report, front_only=True).to_csv(tmp, index=False))
+    write_text_atomic(paths[REPORT_MD], markdown(report))
+    write_text_atomic(paths[REPORT_HTML], html_page(report))
     return {**paths, **{p.name: p for p in report.plots.values()}}
 
 

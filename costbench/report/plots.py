@@ -15,6 +15,7 @@ from costbench.pareto import nondominated_ranks
 from costbench.record import metric_unit
 from costbench.report.build import Report
 from costbench.report.rows import Row
+from costbench.store import write_atomic
 
 COSTS = ("train_cost_usd", "p99_ms", "train_peak_mem_mb")
 MARKERS = {"xs": "v", "s": "o", "m": "s", "l": "D", "xl": "P"}
@@ -80,7 +81,7 @@ def _quality_against(rows: list[Row], cost: str, path: Path) -> None:
     ax.set_title(f"AUC against {cost}")
     ax.grid(alpha=0.3)
     ax.legend(handles=[*ax.get_legend_handles_labels()[0], *_legend_keys(rows)], fontsize=7, loc="best")
-    fig.savefig(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))  # a full disk leaves the old plot
 
 
 def _figure() -> Figure:
@@ -130,4 +131,4 @@ def _latency_against_batch(rows: list[Row], path: Path) -> None:
     ax.set_title("p99 latency against batch size, Pareto front members")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="best")
-    fig.savefig(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))  # a full disk leaves the old plot
