@@ -40,9 +40,9 @@ class DiskFull(UserError):
     def __init__(self, path: str | Path, needed: int | None, cause: OSError | None = None) -> None:
         self.path, self.needed = Path(path), needed
         what = "quota exceeded" if cause is not None and cause.errno == errno.EDQUOT else "no space left on device"
-        need = f": writing it needs {_size(needed)}" if needed is not None else ""
+        need = f": writing it needs {human_size(needed)}" if needed is not None else ""
         free = free_bytes(self.path)
-        have = f"{',' if need else ''} {_size(free)} free there" if free is not None else ""
+        have = f"{',' if need else ''} {human_size(free)} free there" if free is not None else ""
         super().__init__(f"{what}{need}{have}; free some space or write elsewhere (--out DIR)", where=str(path))
 
 
@@ -72,7 +72,8 @@ def free_bytes(path: Path) -> int | None:
     return None
 
 
-def _size(n: int | None) -> str:
+def human_size(n: int | None) -> str:
+    """Bytes as a person reads them: '21.2 kB', '3.0 MB'."""
     if n is None:
         return "?"
     for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
@@ -139,7 +140,8 @@ def record_problem(record: Any) -> str | None:
     for key, types in _OPTIONAL.items():
         value = record.get(key)
         if key in record and (not isinstance(value, types) or isinstance(value, bool)):
-            return f"'{key}' is not a {' or '.join('null' if t is type(None) else t.__name__ for t in types)}"
+            names = {str: "string", int: "whole number", dict: "object", type(None): "null"}
+            return f"'{key}' is not a {' or '.join(names[t] for t in types)}"
     return None
 
 

@@ -5,8 +5,9 @@ seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfaul
 7 hang and ignore SIGTERM, 8 ok once the file named by COSTBENCH_FAKE_HOLD is gone (so a test can
 interrupt a sweep at a known point), 9 wait for the latency lock at the file latency.lock in the trial's
 cache_dir (a test holds it), then ok, 10 skipped, 11 fill the filesystem holding the file named by
-COSTBENCH_FAKE_FILL (when it is set), then return an ok record of ~20 kB (which a full disk cannot take). With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there,
-so a test can check that no trial process outlives its sweep.
+COSTBENCH_FAKE_FILL (when it is set), then return an ok record of ~20 kB (which a full disk cannot take).
+With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there, so a test can check that no trial
+process outlives its sweep.
 """
 
 from __future__ import annotations

@@ -164,3 +164,22 @@ def test_executor_local_overrides_a_ray_sweep_without_its_ray_settings(tmp_path)
     assert [s for _, s in statuses(out)] == ["ok"]
     run = json.loads((out / "environment.json").read_text())["run"]
     assert (run["executor"], run["address"], run["retries"]) == ("local", None, None)
+
+
+def test_records_of_the_wrong_shape_are_skipped_with_a_warning_and_never_count_as_done(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    out = tmp_path / "run"
+    first, second = (t.id for t in load_sweep(sweep_file).trials)
+    out.mkdir()
+    (out / "trials.jsonl").write_text(
+        json.dumps({"id": first, "status": "done", "metrics": {}, "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": second, "status": "ok", "metrics": "oops", "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": [second], "status": "ok", "metrics": {}}) + "\n")
+    code, stdout, stderr = sweep_once(sweep_file, out, workers=1)
+    assert code == 0, stderr
+    assert "trials.jsonl:1: not a trial record ('status' 'done'" in stderr
+    assert "trials.jsonl:2: not a trial record ('metrics' is not an object)" in stderr
+    assert "trials.jsonl:3: not a trial record ('id' is not a non-empty string)" in stderr
+    assert "resuming" not in stdout, "an unknown status is not a finished trial"
+    records, _ = read_records(out)
+    assert sorted(r["id"] for r in records) == sorted([first, second])

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from costbench.errors import UserError, did_you_mean
+from costbench.store import human_size
 
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
@@ -39,7 +40,7 @@ MISSING = "<missing>"
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "n", "f")
 SEPARATORS = (";", "\t", "|")
-MAX_FILE_BYTES = 20 * 10**9  # a table is read into memory whole, several times its size while prepared
+MAX_FILE_BYTES = 20 << 30  # a table is read into memory whole, several times its size while prepared
 NUMERIC_TEXT_SHARE = 0.9  # a text column this share of whose rows are numbers is a numeric column with typos
 
 
@@ -108,9 +109,8 @@ def check_file(path: Path, source: str, key: str = "data.path") -> bytes:
         if not stat.S_ISREG(info.st_mode):  # a device (/dev/zero), FIFO or socket: reading may never end
             raise UserError(f"is not a regular file (a device, pipe or socket); give a {source} file", where=where)
         if info.st_size > MAX_FILE_BYTES:
-            raise UserError(f"the file is {info.st_size / 1e9:.1f} GB; costbench reads {source} files of up to "
-                            f"{MAX_FILE_BYTES / 1e9:.0f} GB (prepared in memory); sample or split it",
-                            where=where)
+            raise UserError(f"the file is {human_size(info.st_size)}; costbench reads {source} files of up to "
+                            f"{human_size(MAX_FILE_BYTES)} (prepared in memory); sample or split it", where=where)
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:
