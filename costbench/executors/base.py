@@ -27,6 +27,33 @@ def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), name)
 
 
+@dataclass
+class LockWait:
+    """A trial's time waiting for the latency lock (``LOCK_WAIT_PHASE`` until its next phase): its
+    timeout clock stops meanwhile, and the total is recorded."""
+
+    since: float | None = None  # monotonic, while waiting
+    total_s: float = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        return self.since is not None
+
+    def phase(self, phase: str, now: float) -> float:
+        """Note the trial's new phase; returns the seconds of the wait it ended (0.0 if none)."""
+        waited = self.stop(now)
+        if phase == LOCK_WAIT_PHASE:
+            self.since = now
+        return waited
+
+    def stop(self, now: float) -> float:
+        if self.since is None:
+            return 0.0
+        waited, self.since = now - self.since, None
+        self.total_s += waited
+        return waited
+
+
 def call_trial_fn(fn: Callable[..., dict[str, Any]], trial: dict[str, Any], on_phase: Callable[[str], None],
                   on_partial: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Call a trial function with ``on_phase``, and with ``on_partial`` only if it takes one (or **kwargs).

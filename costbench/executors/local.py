@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from costbench.executors.base import (
-    LOCK_WAIT_PHASE,
     TAIL_LINES,
     TRIAL_FUNCTION,
     Executor,
+    LockWait,
     TrialEvent,
     call_trial_fn,
     invalid_record_reason,
@@ -203,26 +203,17 @@ class _Running:
     outcome: tuple[str, Any] | None = None  # ('result', record) or ('error', info)
     closed: bool = False
     partial: dict[str, Any] = field(default_factory=dict)  # metrics the trial reported before its end
-    waiting_since: float | None = None  # monotonic, while it waits for the latency lock (no timeout)
-    lock_wait_s: float = 0.0
+    lock: LockWait = field(default_factory=LockWait)
 
     def overdue(self, now: float) -> bool:
-        return self.deadline is not None and self.waiting_since is None and now >= self.deadline
+        return self.deadline is not None and not self.lock.waiting and now >= self.deadline
 
     def on_phase(self, phase: str, now: float) -> None:
         """A wait for the latency lock stops the timeout clock until the next phase."""
-        self.stop_waiting(now)
-        if phase == LOCK_WAIT_PHASE:
-            self.waiting_since = now
+        waited = self.lock.phase(phase, now)
+        if self.deadline is not None:
+            self.deadline += waited
         self.phase = phase
-
-    def stop_waiting(self, now: float) -> None:
-        if self.waiting_since is not None:
-            waited = now - self.waiting_since
-            self.lock_wait_s += waited
-            if self.deadline is not None:
-                self.deadline += waited
-            self.waiting_since = None
 
 
 class LocalExecutor(Executor):
@@ -325,7 +316,7 @@ class LocalExecutor(Executor):
             handles.append(job.process.sentinel)
             if not job.closed:
                 handles.append(job.conn)
-        deadlines = [job.deadline for job in running if job.deadline is not None and job.waiting_since is None]
+        deadlines = [job.deadline for job in running if job.deadline is not None and not job.lock.waiting]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = wait(handles, timeout)
         if self._wake_r in ready:
@@ -380,14 +371,14 @@ class LocalExecutor(Executor):
         else:
             return None
         job.conn.close()
-        job.stop_waiting(time.monotonic())  # a wait the trial never ended counts up to now
+        job.lock.stop(time.monotonic())  # a wait the trial never ended counts up to now
         record["concurrent_trials"] = job.concurrent
         record.setdefault("details", {})["harness"] = {
             "executor": self.name,
             "process_start_s": None if job.ready is None else round(job.ready - job.launched, 4),
             "threads": job.threads,
             "trial_wall_s": round(time.monotonic() - job.launched, 4),
-            "lock_wait_s": round(job.lock_wait_s, 4),
+            "lock_wait_s": round(job.lock.total_s, 4),
         }
         return record
 

@@ -25,10 +25,10 @@ from ray.exceptions import RayError, RayTaskError, WorkerCrashedError
 
 from costbench.errors import UserError
 from costbench.executors.base import (
-    LOCK_WAIT_PHASE,
     TAIL_LINES,
     TRIAL_FUNCTION,
     Executor,
+    LockWait,
     TrialEvent,
     call_trial_fn,
     invalid_record_reason,
@@ -88,21 +88,7 @@ class _Running:
     concurrent: int = 1
     phase: str | None = None
     partial: dict[str, Any] = field(default_factory=dict)
-    waiting_since: float | None = None  # monotonic, from the note that it waits for the latency lock
-    lock_wait_s: float = 0.0
-
-    def on_phase(self, phase: str, now: float) -> None:
-        """A wait for the latency lock stops the timeout clock until the next phase (as noted here, so
-        to within a poll of the driver)."""
-        self.stop_waiting(now)
-        if phase == LOCK_WAIT_PHASE:
-            self.waiting_since = now
-        self.phase = phase
-
-    def stop_waiting(self, now: float) -> None:
-        if self.waiting_since is not None:
-            self.lock_wait_s += now - self.waiting_since
-            self.waiting_since = None
+    lock: LockWait = field(default_factory=LockWait)  # as noted here, so to within a poll of the driver
 
 
 class RayExecutor(Executor):
@@ -205,7 +191,8 @@ class RayExecutor(Executor):
                     other.concurrent = max(other.concurrent, len(on_host))
             yield from self._mark_started(job)
             if kind == "phase":
-                job.on_phase(value, time.monotonic())
+                job.lock.phase(value, time.monotonic())
+                job.phase = value
                 yield TrialEvent("phase", trial_id, phase=value)
             elif kind == "partial" and isinstance(value, dict):
                 job.partial.update(value)
@@ -222,8 +209,8 @@ class RayExecutor(Executor):
             return
         now = time.monotonic()
         for ref, job in list(self._refs.items()):
-            if job.started is not None and job.waiting_since is None and \
-                    now - job.started - job.lock_wait_s > self.trial_timeout:
+            if job.started is not None and not job.lock.waiting and \
+                    now - job.started - job.lock.total_s > self.trial_timeout:
                 ray.cancel(ref, force=True)
                 del self._refs[ref]
                 record = self._failed(job, timeout_reason(job.phase, self.trial_timeout), {})
@@ -258,7 +245,7 @@ class RayExecutor(Executor):
 
     def _with_harness(self, record: dict[str, Any], job: _Running, waited: float | None) -> dict[str, Any]:
         """What the executor saw, as the local executor reports it, plus where Ray ran the trial."""
-        job.stop_waiting(time.monotonic())
+        job.lock.stop(time.monotonic())
         record["concurrent_trials"] = job.concurrent
         record.setdefault("details", {})["harness"] = {
             "executor": self.name,
@@ -266,7 +253,7 @@ class RayExecutor(Executor):
             "node": job.node,
             "submit_to_start_s": waited,  # queueing, worker process start and imports
             "trial_wall_s": None if job.started is None else round(time.monotonic() - job.started, 4),
-            "lock_wait_s": round(job.lock_wait_s, 4),
+            "lock_wait_s": round(job.lock.total_s, 4),
         }
         return record
 
