@@ -340,6 +340,8 @@ class LocalExecutor(Executor):
             kind = message[0]
             if kind == "ready":
                 job.ready, job.threads = message[1], message[2]
+                if self.trial_timeout:  # the clock runs from the trial's start, not the forkserver's imports
+                    job.deadline = max(job.deadline or 0.0, job.ready + self.trial_timeout)
             elif kind == "phase":
                 job.on_phase(message[1], time.monotonic())
                 yield TrialEvent("phase", job.trial.id, phase=job.phase)
