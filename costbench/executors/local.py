@@ -54,6 +54,7 @@ PRELOAD = ("torch", "torch._dynamo", __name__, "costbench.trial", "costbench.dat
            "costbench.train", "costbench.evaluate", "costbench.precision", "costbench.measure.latency",
            "costbench.measure.memory", "costbench.measure.energy", "costbench.measure.cost")
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
+START_GRACE_S = 60.0  # the most a trial's process may take to start before its timeout counts it
 
 
 # ----------------------------------------------------------------------------------- worker plan
@@ -306,7 +307,8 @@ class LocalExecutor(Executor):
         launched = time.monotonic()
         process.start()
         child_conn.close()
-        deadline = launched + self.trial_timeout if self.trial_timeout else None
+        # until the trial says it is ready, the forkserver may still be importing torch (seconds, once)
+        deadline = launched + self.trial_timeout + START_GRACE_S if self.trial_timeout else None
         return _Running(trial=trial, process=process, conn=parent_conn, log_path=log_path, launched=launched,
                         started_at=utc_now(), deadline=deadline)
 
@@ -341,7 +343,7 @@ class LocalExecutor(Executor):
             if kind == "ready":
                 job.ready, job.threads = message[1], message[2]
                 if self.trial_timeout:  # the clock runs from the trial's start, not the forkserver's imports
-                    job.deadline = max(job.deadline or 0.0, job.ready + self.trial_timeout)
+                    job.deadline = job.ready + self.trial_timeout
             elif kind == "phase":
                 job.on_phase(message[1], time.monotonic())
                 yield TrialEvent("phase", job.trial.id, phase=job.phase)
