@@ -237,9 +237,17 @@ class RunStore:
             self.took_over_from = previous  # its holder died without releasing: flock was freed
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(),
-                                 "argv": sys.argv}) + "\n")
-        handle.flush()
+        note = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(),
+                           "argv": sys.argv}) + "\n"
+        try:
+            handle.write(note)
+            handle.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # close flushes again and fails, but closes (and unlocks)
+                handle.close()
+            if exc.errno in NO_SPACE:
+                raise DiskFull(self.lock_path, len(note.encode()), exc) from None
+            raise
         self._lock = handle
 
     def append(self, record: dict[str, Any]) -> None:

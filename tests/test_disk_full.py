@@ -138,3 +138,15 @@ def test_a_disk_that_fills_up_mid_sweep_stops_it_with_every_record_whole_and_res
     assert again.returncode == 0, again.stderr
     records, warnings = read_records(out)
     assert warnings == [] and [r["config"]["seed"] for r in records] == [0, 1100, 1]
+
+
+def test_a_full_disk_when_the_lock_is_taken_is_one_line_and_leaves_it_free(small_disk):
+    filler = small_disk / "filler"
+    from tests.fake_trials import _fill
+
+    _fill(filler)
+    with pytest.raises(DiskFull, match=r"\.costbench\.lock: no space left on device: writing it needs \d+ bytes"):
+        RunStore(small_disk / "run").lock()
+    filler.unlink()
+    with RunStore(small_disk / "run") as store:  # nobody holds it
+        assert store.took_over_from is None
