@@ -48,7 +48,6 @@ TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
 # trial failed (0 with --allow-failures) or --fail-fast stopped the sweep, 2 a user's mistake or a full
 # disk, 128 + the signal when stopped by one: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP.
 EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
-EXIT_INTERRUPTED = 128 + signal.SIGINT
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each means: stop, keep what is done
 ENVIRONMENT_FILE = "environment.json"
 DATA_SUMMARY_FILE = "data_summary.json"
