@@ -314,7 +314,6 @@ class _Outcome:
     interrupted: int = 0  # the signal that stopped the sweep (SIGINT, SIGTERM, SIGHUP), 0 if none
     fail_fast_stopped: bool = False
     disk_full: DiskFull | None = None  # a record the disk could not take: the sweep stops
-    lost: int = 0  # records of trials that ended after the disk filled up (their trials run again)
     ran: int = 0
     seconds: float = 0.0
 
@@ -334,13 +333,11 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
                 try:
                     store.append(event.record)
                 except DiskFull as exc:  # nothing half-written stays; stop as Ctrl-C would
-                    if outcome.disk_full is None:
+                    if outcome.disk_full is None:  # later records that do not fit either run again on resume
                         outcome.disk_full = exc
                         progress.note("the disk is full: ending the running trials; their trials run again "
                                       "on resume")
                         executor.cancel()
-                    else:
-                        outcome.lost += 1
                     continue
                 outcome.ran += 1
                 progress.finished(event.record)
