@@ -385,11 +385,15 @@ def _stop_signals(executor: Executor, progress: SweepProgress, outcome: _Outcome
 
 @contextmanager
 def _handling(signums: tuple[int, ...], handler: Any) -> Iterator[None]:
-    """Install ``handler`` for ``signums`` (main thread only, where Python delivers signals) and restore."""
+    """Install ``handler`` for ``signums`` (main thread only, where Python delivers signals) and restore.
+
+    A signal the caller ignores stays ignored: under ``nohup`` a closed terminal must not stop the sweep.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    wanted = [signum for signum in signums if signal.getsignal(signum) != signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield
     finally:

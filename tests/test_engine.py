@@ -183,3 +183,18 @@ def test_records_of_the_wrong_shape_are_skipped_with_a_warning_and_never_count_a
     assert "resuming" not in stdout, "an unknown status is not a finished trial"
     records, _ = read_records(out)
     assert sorted(r["id"] for r in records) == sorted([first, second])
+
+
+def test_a_signal_ignored_by_the_caller_stays_ignored_as_nohup_wants(tmp_path):
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        from costbench.engine import _handling
+
+        with _handling((signal.SIGHUP, signal.SIGTERM), lambda *_: None):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)
