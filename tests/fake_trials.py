@@ -100,6 +100,10 @@ def not_a_record(trial: dict[str, Any], on_phase: Callable[[str], None] | None =
     return {"status": "ok"}
 
 
+def metrics_not_numbers(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None) -> Any:
+    return make_record(trial, "ok", metrics={"auc": "high"})
+
+
 def write_sweep(directory: Path, seeds: list[int], name: str = "fake", **extra: Any) -> Path:
     """A sweep file whose grid runs the behaviours above (one trial per seed)."""
     path = directory / f"{name}.yaml"

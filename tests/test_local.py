@@ -130,6 +130,14 @@ def test_a_trial_function_that_returns_no_record_fails_its_trial(tmp_path):
     assert "no valid record" in records[todo[0].id]["reason"]
 
 
+def test_a_record_no_reader_could_use_fails_its_trial_instead_of_being_written(tmp_path):
+    todo = trials(tmp_path, [0])
+    records, _ = run_all(LocalExecutor(workers=1, threads=1, trial_fn="tests.fake_trials:metrics_not_numbers"),
+                         todo)
+    record = records[todo[0].id]
+    assert record["status"] == "failed" and "metric 'auc' is not a number or null" in record["reason"]
+
+
 def test_cancel_ends_running_trials_without_a_record_and_launches_no_more(tmp_path):
     todo = trials(tmp_path, [400, 401, 402])
     executor = LocalExecutor(workers=1, threads=1, trial_fn=FAKE)

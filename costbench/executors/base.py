@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from costbench.record import STATUSES
 from costbench.spec import Trial
+from costbench.store import record_problem
 
 TRIAL_FUNCTION = "costbench.trial:run_trial"
 TAIL_LINES = 12  # lines of traceback or output kept in a failed record
@@ -85,16 +86,18 @@ def timeout_reason(phase: str | None, timeout: float | None) -> str:
 
 
 def valid_record(record: Any, trial_id: str) -> dict[str, Any] | None:
-    """The record a trial function returned, or None when it is not one for this trial."""
-    ok = isinstance(record, dict) and record.get("id") == trial_id and record.get("status") in STATUSES
+    """The record a trial function returned, or None when it is not one for this trial (or of a shape
+    the readers would skip: see ``store.record_problem``)."""
+    ok = isinstance(record, dict) and record.get("id") == trial_id and record_problem(record) is None
     return record if ok else None
 
 
 def invalid_record_reason(record: Any) -> tuple[str, dict[str, Any]]:
     """The failure reason (and details) for a trial function that returned something else."""
     shown = repr(record)[:300]
+    problem = record_problem(record)
     return (f"the trial function returned no valid record (needs a dict with this trial's id and a status "
-            f"in {', '.join(STATUSES)}): {shown}", {})
+            f"in {', '.join(STATUSES)}{f'; {problem}' if problem else ''}): {shown}", {})
 
 
 @dataclass(frozen=True)
