@@ -12,12 +12,15 @@ process outlives its sweep.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,28 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
                        details={"data": {"rows": trial["config"]["data"]["rows"]},
                                 "torch_threads": torch.get_num_threads()},
                        started_at=started)
+
+
+@contextlib.contextmanager
+def latency_lock_held(directory: Path, seconds: float) -> Iterator[Callable[[], None]]:
+    """Hold the latency lock a behaviour-9 trial with cache_dir ``directory`` waits for, as another trial
+    timing would; the function it yields lets go ``seconds`` later (call it once the trial waits)."""
+    fd = os.open(directory / "latency.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    release = threading.Timer(seconds, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
+
+    def let_go() -> None:
+        if release.ident is None:  # once
+            release.start()
+
+    try:
+        yield let_go
+    finally:
+        if release.ident is None:  # the trial never waited: let go now
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        else:
+            release.join()
 
 
 def _fill(path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 from costbench.executors import make_executor
 from costbench.executors.local import LocalExecutor, plan_workers
 from costbench.spec import load_sweep
-from tests.fake_trials import write_sweep
+from tests.fake_trials import latency_lock_held, write_sweep
 
 FAKE = "tests.fake_trials:by_seed"
 
@@ -99,25 +99,16 @@ def test_a_timed_out_trial_keeps_the_metrics_it_measured_before_the_timeout(tmp_
 
 def test_a_wait_for_the_latency_lock_does_not_count_against_the_timeout_and_is_recorded(tmp_path):
     import dataclasses
-    import fcntl
-    import os
-    import threading
 
-    fd = os.open(tmp_path / "latency.lock", os.O_RDONLY | os.O_CREAT, 0o666)  # the fake trial's lock
-    fcntl.flock(fd, fcntl.LOCK_EX)  # another trial is timing
-    release = threading.Timer(2.0, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
     todo = [dataclasses.replace(t, cache_dir=str(tmp_path)) for t in trials(tmp_path, [900])]
     executor = LocalExecutor(workers=1, threads=1, trial_timeout=1.5, trial_fn=FAKE)
     events = []
-    try:
-        for event in executor.run(todo):  # held for 2 s from when the trial waits: past its 1.5 s timeout
+    with latency_lock_held(tmp_path, 2.0) as let_go:  # another trial is timing, 2 s past the 1.5 s timeout
+        for event in executor.run(todo):
             events.append(event)
             if event.phase == "waiting for latency lock":
-                release.start()
-    finally:
+                let_go()
         executor.close()
-        if release.is_alive():
-            release.join()
     record = next(e.record for e in events if e.kind == "finished")
     assert record["status"] == "ok", record["reason"]
     assert 1.9 <= record["details"]["harness"]["lock_wait_s"] < 10

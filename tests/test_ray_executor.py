@@ -21,7 +21,7 @@ from costbench.executors.ray import RayExecutor, task_options
 from costbench.spec import load_sweep
 from costbench.store import read_records
 from tests import ray_cluster
-from tests.fake_trials import write_sweep
+from tests.fake_trials import latency_lock_held, write_sweep
 
 FAKE = "tests.fake_trials:by_seed"
 pytestmark = pytest.mark.ray
@@ -129,26 +129,17 @@ def test_a_trial_past_its_timeout_is_killed_and_failed_keeping_its_partial_metri
 
 def test_a_wait_for_the_latency_lock_does_not_count_against_the_timeout(cluster, tmp_path):
     import dataclasses
-    import fcntl
-    import os
-    import threading
 
-    fd = os.open(tmp_path / "latency.lock", os.O_RDONLY | os.O_CREAT, 0o666)  # the fake trial's lock
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    release = threading.Timer(8.0, lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
     todo = [dataclasses.replace(t, cache_dir=str(tmp_path)) for t in trials(tmp_path, [900], threads=1)]
     # 6 s: time for a fresh Ray worker to import torch, not for the 8 s wait on top
     executor = RayExecutor(address=cluster.address, trial_fn=FAKE, trial_timeout=6)
     events = []
-    try:
-        for event in executor.run(todo):  # held for 8 s from when the trial waits: past its timeout
+    with latency_lock_held(tmp_path, 8.0) as let_go:
+        for event in executor.run(todo):
             events.append(event)
             if event.phase == "waiting for latency lock":
-                release.start()
-    finally:
+                let_go()
         executor.close()
-        if release.is_alive():
-            release.join()
     record = finished(events)[todo[0].id]
     assert record["status"] == "ok", record["reason"]
     assert 7 <= record["details"]["harness"]["lock_wait_s"] < 20
