@@ -35,20 +35,28 @@ def statuses(run_dir):
 def test_a_rerun_resumes_and_failed_trials_run_again_only_when_asked(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1, 100])
     out = tmp_path / "run"
-    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
-    assert code == 0
+    code, stdout, stderr = sweep_once(sweep_file, out, workers=1)
+    assert code == 1, "a failed trial fails the sweep, so CI can tell"
+    assert "1 trial(s) failed: exit status 1 (--allow-failures gives 0)" in stderr
     first = statuses(out)
     assert sorted(s for _, s in first) == ["failed", "ok", "ok"]
     assert "written:" in stdout and str(out / "trials.jsonl") in stdout
 
-    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
+    code, stdout, _ = sweep_once(sweep_file, out, workers=1, allow_failures=True)
     assert code == 0 and statuses(out) == first
     assert "3 of 3 trial(s) already recorded (2 ok, 0 skipped, 1 failed (run them again with --retry-failed))" \
         in stdout and "nothing to run" in stdout
 
     code, _, _ = sweep_once(sweep_file, out, retry_failed=True, workers=1)
     failed_id = next(i for i, s in first if s == "failed")
-    assert code == 0 and statuses(out) == [*first, (failed_id, "failed")]
+    assert code == 1 and statuses(out) == [*first, (failed_id, "failed")]
+
+
+def test_exit_status_is_0_when_every_trial_is_ok_or_skipped(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1000])  # 1000 is skipped
+    code, _, stderr = sweep_once(sweep_file, tmp_path / "run", workers=1)
+    assert code == 0, stderr
+    assert sorted(s for _, s in statuses(tmp_path / "run")) == ["ok", "skipped"]
 
 
 def test_the_run_directory_holds_the_resolved_sweep_run_file_environments_and_data_summary(tmp_path):
@@ -105,8 +113,8 @@ def test_fail_fast_stops_at_the_first_failure_with_exit_1_and_says_how_to_resume
 def test_parallel_workers_give_the_same_records_as_one_worker(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1, 2, 100, 200, 3])
     one, two = tmp_path / "one", tmp_path / "two"
-    assert sweep_once(sweep_file, one, workers=1)[0] == 0
-    assert sweep_once(sweep_file, two, workers=2)[0] == 0
+    assert sweep_once(sweep_file, one, workers=1)[0] == 1  # seed 100 fails
+    assert sweep_once(sweep_file, two, workers=2)[0] == 1
 
     def outcome(run_dir):
         records, _ = read_records(run_dir)
@@ -164,3 +172,37 @@ def test_executor_local_overrides_a_ray_sweep_without_its_ray_settings(tmp_path)
     assert [s for _, s in statuses(out)] == ["ok"]
     run = json.loads((out / "run.json").read_text())["executor"]
     assert (run["executor"], run["address"], run["retries"]) == ("local", None, None)
+
+
+def test_records_of_the_wrong_shape_are_skipped_with_a_warning_and_never_count_as_done(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    out = tmp_path / "run"
+    first, second = (t.id for t in load_sweep(sweep_file).trials)
+    out.mkdir()
+    (out / "trials.jsonl").write_text(
+        json.dumps({"id": first, "status": "done", "metrics": {}, "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": second, "status": "ok", "metrics": "oops", "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": [second], "status": "ok", "metrics": {}}) + "\n")
+    code, stdout, stderr = sweep_once(sweep_file, out, workers=1)
+    assert code == 0, stderr
+    assert "trials.jsonl:1: not a trial record ('status' 'done'" in stderr
+    assert "trials.jsonl:2: not a trial record ('metrics' is not an object)" in stderr
+    assert "trials.jsonl:3: not a trial record ('id' is not a non-empty string)" in stderr
+    assert "resuming" not in stdout, "an unknown status is not a finished trial"
+    records, _ = read_records(out)
+    assert sorted(r["id"] for r in records) == sorted([first, second])
+
+
+def test_a_signal_ignored_by_the_caller_stays_ignored_as_nohup_wants(tmp_path):
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        from costbench.engine import _handling
+
+        with _handling((signal.SIGHUP, signal.SIGTERM), lambda *_: None):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -20,6 +20,7 @@ from costbench.report.plots import write_plots
 from costbench.report.rows import flatten
 from costbench.report.svg import scatter_svg
 from costbench.report.table import FREE_TEXT, RANK_LEGEND, TableData, plan_table, trials_table
+from costbench.store import write_atomic, write_text_atomic
 
 TRIALS_CSV = "trials.csv"
 PARETO_CSV = "pareto.csv"
@@ -39,10 +40,11 @@ def write_files(report: Report) -> dict[str, Path]:
     plots = write_plots(report.rows, report.axes, report.plots, out, report.suffix)
     names = output_names(report.suffix)
     paths = {names[k]: out / names[k] for k in names}
-    records_frame(report).to_csv(paths[names[TRIALS_CSV]], index=False)
-    rows_frame(report, front_only=True).to_csv(paths[names[PARETO_CSV]], index=False)
-    paths[names[REPORT_MD]].write_text(markdown(report), encoding="utf-8")
-    paths[names[REPORT_HTML]].write_text(html_page(report, plots), encoding="utf-8")
+    # each file whole or not at all (temp file + rename): a full disk leaves the previous report
+    write_atomic(paths[names[TRIALS_CSV]], lambda tmp: records_frame(report).to_csv(tmp, index=False))
+    write_atomic(paths[names[PARETO_CSV]], lambda tmp: rows_frame(report, front_only=True).to_csv(tmp, index=False))
+    write_text_atomic(paths[names[REPORT_MD]], markdown(report))
+    write_text_atomic(paths[names[REPORT_HTML]], html_page(report, plots))
     return {**paths, **{p.name: p for p in plots.values()}}
 
 

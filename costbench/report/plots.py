@@ -20,6 +20,7 @@ import numpy as np
 from costbench.pareto import Objective, nondominated_ranks
 from costbench.report.names import header
 from costbench.report.rows import Row
+from costbench.store import write_atomic
 
 LATENCY_COSTS = ("p99_ms", "p50_ms", "p99_upper_ms")
 MEMORY_COSTS = ("model_train_mem_mb", "train_mem_delta_mb", "train_peak_mem_mb")
@@ -157,7 +158,7 @@ def _quality_against(rows: list[Row], axes: list[str], cost: str, path: Path) ->
     fig.suptitle(f"AUC against {header(cost)}{' (log scale)' if log else ''}{note}", fontsize=11)
     handles = _legend(colour, colours, marker, markers)
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.savefig(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))  # a full disk leaves the old plot
 
 
 def _palette(values: list[Any]) -> dict[Any, str]:
@@ -211,4 +212,4 @@ def _latency_against_batch(rows: list[Row], path: Path) -> None:
     ax.set_title("p99 latency against batch size, Pareto front members")
     ax.grid(alpha=0.3, which="both")
     fig.legend(loc="center right", fontsize=7, frameon=False)
-    fig.savefig(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))  # a full disk leaves the old plot
