@@ -15,7 +15,8 @@ from costbench.errors import did_you_mean, echo
 from costbench.record import is_known_metric
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
-Family = Literal["logreg", "mlp", "dcn", "gru", "lstm", "transformer"]
+Family = Literal["logreg", "mlp", "dcn", "gru", "lstm", "transformer", "lightgbm", "xgboost", "catboost",
+                 "random_forest"]
 Size = Literal["xs", "s", "m", "l", "xl"]
 DataSource = Literal["synthetic", "csv", "parquet"]
 Optimizer = Literal["adamw", "adam", "sgd"]
@@ -108,6 +109,19 @@ class ModelConfig(Section):
     emb_dim: int | None = Field(None, gt=0)
     heads: int | None = Field(None, gt=0)
     dropout: float | None = Field(None, ge=0, lt=1)
+    params: dict[str, Any] = Field({}, description="a tree library's own hyperparameters, over the size preset")
+
+    @model_validator(mode="after")
+    def _params_fit_family(self) -> ModelConfig:
+        from costbench.tree_presets import TREE_FAMILIES, check_params  # library-free
+
+        check_params(self.family, self.params)
+        if self.family in TREE_FAMILIES:
+            set_ = [k for k in ("hidden", "layers", "emb_dim", "heads", "dropout") if getattr(self, k) is not None]
+            if set_:
+                raise ValueError(f"model.{set_[0]} shapes a network; '{self.family}' takes its own "
+                                 "hyperparameters under model.params")
+        return self
 
 
 class TrainConfig(Section):
@@ -226,8 +240,10 @@ class TrialConfig(Section):
                 f"use one of logreg, mlp, dcn"
             )
         from costbench.model_presets import resolve_hparams  # torch-free
+        from costbench.tree_presets import TREE_FAMILIES
 
-        resolve_hparams(self.model)
+        if self.model.family not in TREE_FAMILIES:
+            resolve_hparams(self.model)
         return self
 
 
