@@ -94,7 +94,7 @@ class TreeFamily(Family):
                                          patience=patience, budget=budget)
         seconds = time.perf_counter() - start
         val_auc = roc_auc(y_val, self.margins(model, self.to_input(x_val, layout), torch.get_num_threads()))
-        reason = ("time_budget" if budget.timed_out else "early_stopping" if best is not None and rounds > best
+        reason = ("time_budget" if budget.timed_out else "early_stopping" if rounds < budget.total
                   else "max_iterations")
         summary = FitSummary(best_val_auc=val_auc, samples_per_s=len(y_train) / seconds if seconds > 0 else None,
                              stopped_reason=reason, iterations_run=rounds,
