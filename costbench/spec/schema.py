@@ -20,7 +20,8 @@ Size = Literal["xs", "s", "m", "l", "xl"]
 DataSource = Literal["synthetic", "csv", "parquet"]
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["constant", "cosine"]
-QuantizeScheme = Literal["dynamic", "weight_only", "legacy_dynamic"]
+QuantizeScheme = Literal["dynamic", "weight_only", "legacy_dynamic", "ort_dynamic"]
+Runtime = Literal["eager", "compile", "onnxruntime"]
 ExecutorKind = Literal["local", "ray"]
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -30,6 +31,7 @@ DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 QUANTIZE_SCHEMES: tuple[str, ...] = get_args(QuantizeScheme)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 SEQUENCE_FAMILIES: tuple[str, ...] = ("gru", "lstm", "transformer")  # the families that read the session sequence
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
@@ -136,7 +138,26 @@ class ServeConfig(Section):
     min_seconds: float = Field(0.5, ge=0)
     rounds: int = Field(3, ge=1)
     batch_size_for_objective: int | None = Field(None, gt=0)
-    compile: bool = False
+    runtime: Runtime = Field("eager", description="eager PyTorch, torch.compile, or the exported graph in ONNX Runtime")
+    compile: bool = Field(False, description="older spelling of runtime: compile; kept equal to runtime == compile")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_compile(cls, value: Any) -> Any:
+        """``serve.compile: true`` (v0.1) is ``serve.runtime: compile``; afterwards ``compile`` only mirrors
+        the runtime, so both spellings make the same trial (and the same id)."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        compile, runtime = value.get("compile", False), value.get("runtime", "eager")
+        if compile is True:
+            if runtime not in ("eager", "compile"):
+                raise ValueError(f"serve.compile: true contradicts serve.runtime: {echo(runtime)}; drop "
+                                 "serve.compile (write serve.runtime: compile for torch.compile)")
+            value["runtime"] = "compile"
+        if isinstance(value.get("runtime", "eager"), str) and compile in (True, False):
+            value["compile"] = value.get("runtime", "eager") == "compile"
+        return value
 
     @field_validator("batch_sizes")
     @classmethod
