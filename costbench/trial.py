@@ -78,6 +78,11 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     device = resolve_device(cfg.device)
     family = get_family(cfg.model.family)
     family.check(cfg, device)
+    if cfg.serve.scenario != "none":
+        from costbench.runtimes.loadgen import missing_loadgen
+
+        if reason := missing_loadgen():
+            raise TrialSkipped(reason)
     seed_everything(cfg.seed)
 
     phase("data")
@@ -104,6 +109,13 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
         found.latency = measure_latency(served.predict, data.test, cfg.serve, device, stage=served.stage)
     found.serve_cost = serve_cost.result
     memory.close()
+    if cfg.serve.scenario != "none":
+        from costbench.measure.latency import latency_lock
+        from costbench.runtimes.loadgen import run_scenario
+
+        phase(f"scenario {cfg.serve.scenario}")
+        with latency_lock():
+            found.scenario = run_scenario(served.predict, served.stage, data.test, cfg.serve)
 
     details = {
         "family": family.name,
@@ -119,5 +131,6 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
         "energy": {"train": found.fit_cost.energy_why_unavailable,
                    "serve": found.latency["energy_why_unavailable"]},
         "data": data.summary,
+        "scenario": found.scenario,
     }
     return trial_metrics(found), details

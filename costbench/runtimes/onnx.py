@@ -19,6 +19,7 @@ a session that cannot be built fails the trial with ONNX Runtime's message.
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import time
 import warnings
@@ -134,7 +135,11 @@ def quantize_dynamic_int8(graph: bytes) -> bytes:
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "int8.onnx"
-        quantize_dynamic(onnx.load_from_string(graph), out, weight_type=QuantType.QInt8)
+        logging.disable(logging.WARNING)  # its root-logger advice to pre-process: shapes are static here
+        try:
+            quantize_dynamic(onnx.load_from_string(graph), out, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
         return out.read_bytes()
 
 

@@ -22,6 +22,7 @@ Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["constant", "cosine"]
 QuantizeScheme = Literal["dynamic", "weight_only", "legacy_dynamic", "ort_dynamic"]
 Runtime = Literal["eager", "compile", "onnxruntime"]
+Scenario = Literal["none", "single_stream", "server", "offline"]
 ExecutorKind = Literal["local", "ray"]
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -140,6 +141,12 @@ class ServeConfig(Section):
     batch_size_for_objective: int | None = Field(None, gt=0)
     runtime: Runtime = Field("eager", description="eager PyTorch, torch.compile, or the exported graph in ONNX Runtime")
     compile: bool = Field(False, description="older spelling of runtime: compile; kept equal to runtime == compile")
+    scenario: Scenario = Field("none", description="an MLPerf LoadGen scenario run after the latency phase")
+    slo_ms: float = Field(60.0, gt=0, description="server: the p99 bound (MLPerf DLRM-v2's is 60 ms)")
+    max_batch: int = Field(256, gt=0, description="server/offline: the dynamic batcher's largest batch")
+    max_wait_ms: float = Field(2.0, ge=0, description="server: longest a sample waits for its batch to fill")
+    scenario_seconds: float = Field(2.0, gt=0, le=600, description="minimum duration of one LoadGen run")
+    search_steps: int = Field(6, ge=1, le=20, description="server: LoadGen runs of the QPS bisection")
 
     @model_validator(mode="before")
     @classmethod
