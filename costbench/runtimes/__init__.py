@@ -5,7 +5,7 @@
 ``Runtime``: ``skip_reason`` says, before training, why a trial cannot run honestly on it, and ``serve``
 turns the fitted model into the family seam's ``Served`` (``stage`` + ``predict``, sizes, ``info``). The
 trial evaluates and times ``Served.predict``, so quality and latency are always those of the runtime that
-serves.
+serves. ``loadgen`` runs ``serve.scenario`` (MLPerf LoadGen) against whichever runtime serves.
 """
 
 from __future__ import annotations
