@@ -72,3 +72,12 @@ def test_server_scenario_reports_max_qps_at_the_slo_with_loadgens_verdict(tmp_pa
         best = max((r for r in scenario["runs"] if r["valid"] and r["p99_ms"] <= 50), key=lambda r: r["target_qps"])
         assert metrics["max_qps_at_slo"] == best["target_qps"]
         assert metrics["serve_cost_per_million_at_slo_usd"] == pytest.approx(0.05 / 3600 * 1e6 / best["target_qps"])
+
+
+def test_qps_search_halves_to_a_pass_then_bisects_below_the_first_failure() -> None:
+    from costbench.runtimes.loadgen import bisect_qps
+
+    runs, best = bisect_qps(1000.0, 6, lambda qps: (qps <= 300, {"p99_ms": qps / 100}))
+    assert [r["target_qps"] for r in runs] == [800, 400, 200, 300, 350, 325]
+    assert best == {"p99_ms": 3.0, "target_qps": 300}
+    assert bisect_qps(1000.0, 2, lambda qps: (False, {}))[1] is None

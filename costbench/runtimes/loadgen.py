@@ -104,19 +104,12 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
 
     if serve.scenario == "server":
         peak = _offline_rate(lg, answer, rows, serve, out_dir)
-        runs, best = [], None
-        low, high = 0.0, peak * 1.1
-        qps = peak * 0.8
-        for _ in range(serve.search_steps):
+
+        def attempt(qps: float) -> tuple[bool, dict[str, Any]]:
             run = _one_run(lg, answer, rows, "server", serve, qps=qps, out_dir=out_dir)
-            runs.append(run)
-            ok = run["valid"] and run["p99_ms"] is not None and run["p99_ms"] <= serve.slo_ms
-            if ok:
-                best = run if best is None or qps > best["target_qps"] else best
-                low = qps
-            else:
-                high = qps
-            qps = (low + high) / 2 if low > 0 else qps / 2
+            return run["valid"] and run["p99_ms"] is not None and run["p99_ms"] <= serve.slo_ms, run
+
+        runs, best = bisect_qps(peak, serve.search_steps, attempt)
         return {"scenario": "server", **sizes, "offline_samples_per_s": peak, "runs": runs,
                 "max_qps_at_slo": best["target_qps"] if best else None,
                 "p99_at_slo_ms": best["p99_ms"] if best else None,
@@ -124,6 +117,25 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
     expected = _offline_rate(lg, answer, rows, serve, out_dir) if serve.scenario == "offline" else None
     run = _one_run(lg, answer, rows, serve.scenario, serve, qps=expected, out_dir=out_dir)
     return {"scenario": serve.scenario, **sizes, "runs": [run], "verdict": run["verdict"]}
+
+
+def bisect_qps(peak: float, steps: int, attempt: Callable[[float], tuple[bool, dict[str, Any]]]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries: start at 0.8 x ``peak`` (an
+    offline rate), halve until one passes, then bisect between the best pass and the lowest failure.
+    Returns every try (with ``target_qps``) and the best passing one, or None."""
+    runs: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    low, high, qps = 0.0, peak * 1.1, peak * 0.8
+    for _ in range(steps):
+        ok, run = attempt(qps)
+        runs.append({**run, "target_qps": qps})
+        if ok:
+            best, low = runs[-1], qps
+        else:
+            high = qps
+        qps = (low + high) / 2 if low > 0 else qps / 2
+    return runs, best
 
 
 def _offline_rate(lg: Any, answer: Callable[[list[Any]], None], rows: int, serve: Any,
@@ -151,6 +163,7 @@ def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: 
         settings.server_target_qps = qps
         settings.server_target_latency_ns = int(serve.slo_ms * 1e6)
         settings.server_target_latency_percentile = 0.99
+        settings.server_coalesce_queries = True  # queries due together reach the batcher in one callback
         settings.min_query_count = max(P99_MIN_QUERIES, int(qps * serve.scenario_seconds))
         batcher = Batcher(answer, serve.max_batch, serve.max_wait_ms / 1000)
         issue = batcher.add
