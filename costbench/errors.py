@@ -14,6 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 
 
+class TrialSkipped(Exception):
+    """This combination cannot run honestly on this machine; the message is the skip reason.
+
+    The one way anything in a trial says "skipped": a missing package, a precision without kernels, a
+    device that is not there. Never substitute something else and carry on.
+    """
+
+
 class UserError(Exception):
     """A mistake in the user's input: says what is wrong, where, and how to fix it."""
 

@@ -26,6 +26,7 @@ from costbench.data import PreparedData, Schema, Split
 from costbench.data.fingerprint import GENERATOR_VERSION, SYNTHETIC_KEYS, file_sha256
 from costbench.data.tabular import check_file, resolve_path
 from costbench.errors import UserError
+from costbench.store import DiskFull, no_space_error
 
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
@@ -99,16 +100,31 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    """Temp file + fsync + rename; a full disk leaves no temp file and raises ``DiskFull``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as exc:
+        if no_space_error(exc):
+            raise DiskFull(path, _payload_bytes(payload), exc) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        full = no_space_error(exc)  # torch.save raises a RuntimeError raised during the OSError
+        if full is not None:
+            raise DiskFull(path, _payload_bytes(payload), full) from None
         raise
+
+
+def _payload_bytes(payload: dict[str, Any]) -> int:
+    """About what the entry takes on disk: its tensors' bytes (the rest is small)."""
+    return sum(t.numel() * t.element_size() for split in payload["splits"].values() for t in split.values()
+               if t is not None)
 
 
 def _load(path: Path) -> PreparedData | None:

@@ -39,10 +39,12 @@ class Trial:
     config: dict[str, Any]
     data_id: str  # the data's content fingerprint, part of the id: changed data is a new trial
     cache_dir: str | None = field(default=None, compare=False)
+    resources: dict[str, Any] | None = field(default=None, compare=False)  # the engine's resource plan
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "group": self.group, "repeat": self.repeat, "axes": self.axes,
-                "config": self.config, "data_id": self.data_id, "cache_dir": self.cache_dir}
+                "config": self.config, "data_id": self.data_id, "cache_dir": self.cache_dir,
+                "resources": self.resources}
 
 
 def canonical_json(value: Any) -> str:
