@@ -45,7 +45,7 @@ TRIAL_SECTIONS = (
     "data", "model", "train", "eval", "serve", "precision", "quantize", "device", "threads", "prices",
     "seed",
 )
-DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "train_peak_mem_mb:min"]
+DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "model_train_mem_mb:min"]
 
 
 class Section(BaseModel):
