@@ -29,7 +29,8 @@ def predict_proba(fn: Callable[..., Tensor], split: Split, batch_size: int, devi
 
 
 def evaluate(fn: Callable[..., Tensor], data: PreparedData, cfg: EvalConfig, device: torch.device) -> dict[str, float]:
-    """Test-split quality; the F1-optimal threshold is chosen on validation, then applied to test."""
+    """Test-split quality; the F1-optimal threshold is chosen on validation, then applied to test. The
+    bootstrap intervals say how much of an AUC difference between two trials is the test rows' noise."""
     val_y = data.val.label.numpy()
     test_y = data.test.label.numpy()
     threshold = metrics.f1_optimal_threshold(val_y, predict_proba(fn, data.val, cfg.batch_size, device))
@@ -43,4 +44,5 @@ def evaluate(fn: Callable[..., Tensor], data: PreparedData, cfg: EvalConfig, dev
         "threshold": threshold,
         "capture_at_top": metrics.capture_at_top(test_y, proba, cfg.top_fraction),
         "lift_at_top": metrics.lift_at_top(test_y, proba, cfg.top_fraction),
+        **metrics.bootstrap_intervals(test_y, proba, cfg.top_fraction),
     }

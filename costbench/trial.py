@@ -83,7 +83,7 @@ def _measure(trial: dict[str, Any], phase: Callable[[str], None]) -> tuple[dict[
         trained = train_model(
             model, data, cfg.train, device=device,
             autocast=lambda: policy.autocast(device), grad_scaler=policy.grad_scaler(device),
-            on_epoch=lambda epoch, epochs: phase(f"train {epoch}/{epochs}"),
+            on_epoch=lambda epoch, epochs: phase(f"train {epoch}/{epochs}"), val_batch_size=cfg.eval.batch_size,
         )
         # The training loop's own peak: quantizing and compiling (torchao, inductor) happen once after
         # it, possibly elsewhere, and their memory is recorded apart so precisions compare fairly.

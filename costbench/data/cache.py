@@ -30,8 +30,8 @@ from costbench.errors import UserError
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
 
-FORMAT_VERSION = 1  # bump when preparation or the file layout changes (old entries are then unused)
-SHARED_KEYS = ("source", "split", "class_weight", "oversample")
+FORMAT_VERSION = 2  # bump when preparation or the file layout changes (old entries are then unused)
+SHARED_KEYS = ("source", "split", "class_weight", "oversample", "numeric_transform", "rare_min_count")
 SYNTHETIC_KEYS = ("rows", "positive_rate", "noise", "sequence_length", "n_items", "n_categories", "seed")
 TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
 SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
