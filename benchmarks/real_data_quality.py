@@ -19,6 +19,7 @@ Run:  PYTHONPATH=. python benchmarks/real_data_quality.py [--wheels DIR] [--seed
 from __future__ import annotations
 
 import argparse
+import warnings
 import contextlib
 import glob
 import io
@@ -128,6 +129,8 @@ def main() -> None:
     parser.add_argument("--synthetic-rows", type=int, default=30_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notices about its next API
+    warnings.filterwarnings("ignore", module="lightgbm")
     gaps: dict[str, list[float]] = {"best_neural - sklearn_lr": [], "best_neural - lightgbm": []}
     inside = []
     with tempfile.TemporaryDirectory() as tmp:

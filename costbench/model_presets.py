@@ -53,11 +53,13 @@ def resolve_hparams(model: ModelSpec) -> dict[str, Any]:
         "emb_dim": model.emb_dim or emb_dim,
         "heads": model.heads or heads,
         "dropout": DEFAULT_DROPOUT if model.dropout is None else model.dropout,
-        "num_embedding": getattr(model, "num_embedding", "none"),
+        "num_embedding": getattr(model, "num_embedding", "auto"),
     }
+    if hp["num_embedding"] == "auto":
+        hp["num_embedding"] = "piecewise" if model.family in ("mlp", "dcn") else "none"
     if model.family == "logreg":
         set_keys = [k for k in ("hidden", "layers", "emb_dim", "heads", "dropout") if getattr(model, k) is not None]
-        if set_keys or hp["num_embedding"] != "none":
+        if set_keys or getattr(model, "num_embedding", "auto") not in ("auto", "none"):
             key = f"model.{set_keys[0]}" if set_keys else "model.num_embedding"
             raise ValueError(f"{key} does not apply to logreg (an L2-regularised logistic regression); its "
                              "model.size sets the piecewise-linear bins per numeric column (xs: none, s: 4, "
