@@ -19,13 +19,13 @@ Run:  PYTHONPATH=. python benchmarks/real_data_quality.py [--wheels DIR] [--seed
 from __future__ import annotations
 
 import argparse
-import warnings
 import contextlib
 import glob
 import io
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 

@@ -7,17 +7,21 @@ labels except the final score.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from costbench.data import PreparedData, Schema, Split
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 def design_matrix(split: Split, schema: Schema) -> sp.csr_matrix:
     """The prepared numeric columns, one-hot categoricals and the shares of viewed item categories: the
     very features ``logreg xs`` sees, as one sparse matrix."""
+    import scipy.sparse as sp
+
     n = len(split)
     blocks = [sp.csr_matrix(split.numeric.numpy().astype(np.float64))]
     categorical = split.categorical.numpy()

@@ -17,7 +17,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.special import ndtri
 from torch import Tensor, nn
 
 from costbench.data import Schema
@@ -105,7 +104,7 @@ class Piecewise(nn.Module):
 def _edges(schema: Schema) -> list[np.ndarray]:
     if len(schema.numeric_edges) == schema.n_numeric:
         return [np.asarray(e, dtype=np.float64) for e in schema.numeric_edges]
-    normal = ndtri(np.linspace(0.01, 0.99, 65))
+    normal = torch.special.ndtri(torch.linspace(0.01, 0.99, 65, dtype=torch.float64)).numpy()
     return [normal for _ in range(schema.n_numeric)]
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+import torch
 
 HEAVY_SKEW = 2.0
 MIN_DISTINCT_FOR_LOG = 10
@@ -92,7 +92,7 @@ class NumericTransform:
             if len(self.values) == 1:
                 return np.zeros_like(x)
             u = np.interp(x, self.values, self.levels)
-            return ndtri(np.clip(u, 1e-3, 1 - 1e-3))
+            return torch.special.ndtri(torch.from_numpy(np.clip(u, 1e-3, 1 - 1e-3))).numpy()
         z = (x - self.center) / self.scale
         return smooth_clip(z) if self.kind == "robust" else z
 
