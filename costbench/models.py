@@ -111,23 +111,24 @@ class LogReg(nn.Module):
         self.bins = piecewise_linear(schema, hp.get("bins", 0)) if hp.get("bins", 0) else None
         width = schema.n_numeric + (self.bins.out_dim if self.bins is not None else 0)
         self.out = nn.Linear(width, 1)
-        self.onehot = nn.ModuleList(nn.Embedding(card, 1) for card in schema.cardinalities)
-        self.bag = nn.Embedding(schema.n_item_categories, 1, padding_idx=0) if schema.sequence_length > 0 else None
-        for weight in [self.out.weight] + [e.weight for e in self.onehot] + ([self.bag.weight] if self.bag else []):
-            nn.init.zeros_(weight)
+        # one weight per level, plain tensors rather than 1-wide nn.Embedding (int8 has no kernel for those)
+        self.onehot = nn.ParameterList(nn.Parameter(torch.zeros(card)) for card in schema.cardinalities)
+        self.bag = nn.Parameter(torch.zeros(schema.n_item_categories)) if schema.sequence_length > 0 else None
+        nn.init.zeros_(self.out.weight)
 
     def l2_penalty(self) -> Tensor:
         """0.5 * l2 * |w|^2 over every weight but the bias (scikit-learn's penalty at C = 1 / l2)."""
-        weights = [self.out.weight] + [e.weight for e in self.onehot] + ([self.bag.weight] if self.bag else [])
+        weights = [self.out.weight, *self.onehot] + ([self.bag] if self.bag is not None else [])
         return 0.5 * self.l2 * sum((w.float() ** 2).sum() for w in weights)
 
     def forward(self, numeric: Tensor, categorical: Tensor, items: Tensor, item_categories: Tensor) -> Tensor:
         x = numeric if self.bins is None else torch.cat([numeric, self.bins(numeric)], dim=1)
         logit = self.out(x).squeeze(-1)
-        for i, emb in enumerate(self.onehot):
-            logit = logit + emb(categorical[:, i]).squeeze(-1)
+        for i, weight in enumerate(self.onehot):
+            logit = logit + weight[categorical[:, i]]
         if self.bag is not None:
-            logit = logit + _masked_mean(self.bag(item_categories), item_categories != 0).squeeze(-1)
+            viewed = item_categories != 0  # padding id 0 carries no weight
+            logit = logit + _masked_mean((self.bag[item_categories] * viewed).unsqueeze(-1), viewed).squeeze(-1)
         return logit
 
 
