@@ -1,3 +1,3 @@
-from costbench.cli import app
+from costbench.cli import main
 
-app()
+main()

@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,12 +32,25 @@ from costbench.errors import UserError, warn
 from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
-from costbench.spec import DataConfig, Sweep, Trial, canonical_json
-from costbench.store import SWEEP_FILE, RunStore, latest_records, read_records, write_text_atomic
+from costbench.resources import ResourcePlan, plan_resources
+from costbench.run_files import RUN_FILE, store_environment, write_run_file
+from costbench.spec import DataConfig, Sweep, Trial, canonical_json, cuda_warnings
+from costbench.store import (
+    SWEEP_FILE,
+    DiskFull,
+    RunStore,
+    latest_records,
+    no_space_error,
+    read_records,
+    write_text_atomic,
+)
 
 TRIAL_FN_ENV = "COSTBENCH_TRIAL_FN"
-EXIT_INTERRUPTED = 130
-ENVIRONMENT_FILE = "environment.json"
+# Exit statuses (README "Exit codes"; `costbench sweep --help`): 0 every trial ok or skipped, 1 some
+# trial failed (0 with --allow-failures) or --fail-fast stopped the sweep, 2 a user's mistake or a full
+# disk, 128 + the signal when stopped by one: 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP.
+EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each means: stop, keep what is done
 DATA_SUMMARY_FILE = "data_summary.json"
 DATA_CACHE_DIR = "data-cache"
 
@@ -54,24 +68,42 @@ class SweepOptions:
     fail_fast: bool = False
     retry_failed: bool = False
     fresh: bool = False
+    allow_failures: bool = False
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP outside the trial loop: unwinds like Ctrl-C (locks released, temp files gone)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
-    """Run what is left of a sweep; returns the exit status (0 done, 1 stopped by --fail-fast, 130 Ctrl-C)."""
-    try:
-        return _run_sweep(sweep, options, console, stderr)
-    except KeyboardInterrupt:  # outside the trial loop (Ctrl-C while trials run is handled in _run)
-        stderr.print("interrupted; every record written so far is kept", highlight=False)
-        return EXIT_INTERRUPTED
+    """Run what is left of a sweep; returns the exit status (see EXIT_* above).
 
-
-def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Console) -> int:
-    for warning in sweep.warnings:
-        warn(stderr, warning)
+    SIGTERM and SIGHUP (a scheduler, systemd, ``kubectl delete``, a closed terminal) mean what Ctrl-C
+    means: stop launching, end the running trials, keep every finished record, release the lock and
+    print the command that resumes.
+    """
     run_dir = choose_run_dir(sweep.spec.name, options.out, options.fresh)
+    with _signals_raise():
+        try:
+            return _run_sweep(sweep, options, run_dir, console, stderr)
+        except KeyboardInterrupt as exc:  # outside the trial loop (inside it, _stop_signals handles them)
+            signum = getattr(exc, "signum", signal.SIGINT)
+            stderr.print(f"interrupted ({signal.Signals(signum).name}); every record written so far is kept",
+                         highlight=False)
+            _say_resume_command(run_dir, options, sweep, stderr)
+            return 128 + signum
+
+
+def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Console, stderr: Console) -> int:
+    for warning in cuda_warnings(sweep.trials):
+        warn(stderr, warning)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)
-    check_data(sweep.trials)
+    check_data(sweep.trials, asked_by=sweep.where("data"))
     trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
     with RunStore(run_dir) as store:
         if store.took_over_from:
@@ -80,13 +112,19 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Co
         records, warnings = read_records(run_dir)
         for warning in warnings:
             warn(stderr, warning)
-        todo, counts = plan_resume(trials, latest_records(records), options.retry_failed)
+        kind = options.executor or sweep.spec.executor.kind
+        plan = resource_plan(kind, trials, options.workers or sweep.spec.executor.workers, stderr)
+        trials = [dataclasses.replace(t, resources=plan.for_trial(t, kind)) for t in trials]
+        todo, counts, replanned = plan_resume(trials, latest_records(records), options.retry_failed)
         _say_resume(trials, records, counts, options.retry_failed, console)
-        # made before the environment is collected: a local executor's forkserver imports meanwhile
-        executor, settings = _make_executor(sweep, todo, options, trial_fn, stderr)
+        if replanned:
+            console.print(f"re-running {replanned} trial(s) recorded with other threads than this run's plan "
+                          "(their timings would not compare)", highlight=False)
+        # made before the data is prepared: a local executor's forkserver imports meanwhile
+        executor, settings = _make_executor(sweep, todo, options, trial_fn, plan)
         try:
             write_sweep_file(run_dir, sweep)
-            write_environment(run_dir, settings, stderr)
+            write_run_file(run_dir, sweep, trials, settings)
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
             outcome = _run(executor, todo, store, counts, options, console) if executor else _Outcome()
@@ -125,24 +163,6 @@ def write_sweep_file(run_dir: Path, sweep: Sweep) -> None:
               f"--out {run_dir}\n")
     body = yaml.safe_dump(sweep.spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     write_text_atomic(run_dir / SWEEP_FILE, header + body)
-
-
-def write_environment(run_dir: Path, settings: dict[str, Any], stderr: Console) -> None:
-    """The machine and software, plus this run's executor settings. Warns when a resume changed them."""
-    from costbench.measure.environment import collect_environment
-
-    env = {**collect_environment(), "run": settings}
-    path = run_dir / ENVIRONMENT_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        changed = [k for k in ("host", "cpu", "gpus", "versions", "costbench_commit") if old.get(k) != env.get(k)]
-        if old and changed:
-            warn(stderr, f"this run directory was started with a different {', '.join(changed)}; "
-                         f"its records now mix environments ({path} describes the latest)")
-    write_text_atomic(path, json.dumps(env, indent=2) + "\n")
 
 
 def write_data_summary(run_dir: Path, trials: list[Trial]) -> list[dict[str, Any]]:
@@ -194,12 +214,20 @@ def distinct_datasets(trials: list[Trial]) -> list[Trial]:
     return list(seen.values())
 
 
-def check_data(trials: list[Trial]) -> None:
-    """Check each distinct data source once, so a bad file stops the sweep before any trial starts."""
+def check_data(trials: list[Trial], asked_by: str | None = None) -> None:
+    """Check each distinct data source once, so a bad file stops the sweep before any trial starts.
+
+    ``asked_by`` (e.g. ``sweep.where("data")``) is added to the error, so it names the sweep file too.
+    """
     from costbench.data.load import check_data as check_one
 
     for trial in distinct_datasets(trials):
-        check_one(DataConfig.model_validate(trial.config["data"]))
+        try:
+            check_one(DataConfig.model_validate(trial.config["data"]))
+        except UserError as exc:
+            if asked_by is None:
+                raise
+            raise UserError(f"{exc}; named in {asked_by}") from None
 
 
 def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:
@@ -209,20 +237,31 @@ def with_data_cache(trials: list[Trial], cache_dir: Path) -> list[Trial]:
 
 
 def plan_resume(trials: list[Trial], latest: dict[str, dict[str, Any]],
-                retry_failed: bool) -> tuple[list[Trial], Counter[str]]:
-    """The trials still to run, and the counts of those already recorded (ok/failed/skipped).
+                retry_failed: bool) -> tuple[list[Trial], Counter[str], int]:
+    """The trials still to run, the counts of those already recorded (ok/failed/skipped), and how many
+    are run again because their record was made with other threads than the trial's plan now gives.
 
     ``ok`` and ``skipped`` trials are done; ``failed`` ones are done unless ``retry_failed``.
     """
-    todo, counts = [], Counter[str]()
+    todo, counts, replanned = [], Counter[str](), 0
     for trial in trials:
         record = latest.get(trial.id)
         status = record["status"] if record else None
-        if status in ("ok", "skipped") or (status == "failed" and not retry_failed):
+        if status == "ok" and not _same_threads(record, trial):
+            replanned += 1
+            todo.append(trial)
+        elif status in ("ok", "skipped") or (status == "failed" and not retry_failed):
             counts[status] += 1
         else:
             todo.append(trial)
-    return todo, counts
+    return todo, counts, replanned
+
+
+def _same_threads(record: dict[str, Any], trial: Trial) -> bool:
+    """A record made under the plan's threads (records from before resource plans count as the same)."""
+    made = (record.get("resources") or {}).get("threads") if isinstance(record.get("resources"), dict) else None
+    planned = (trial.resources or {}).get("threads")
+    return made is None or planned is None or made == planned
 
 
 def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Counter[str], retry_failed: bool,
@@ -233,31 +272,47 @@ def _say_resume(trials: list[Trial], records: list[dict[str, Any]], counts: Coun
                   if counts["failed"] and not retry_failed else f", {counts['failed']} failed")
         console.print(f"resuming: {done} of {len(trials)} trial(s) already recorded "
                       f"({counts['ok']} ok, {counts['skipped']} skipped{failed})", highlight=False)
-    current = {t.id for t in trials}
-    stale = {r["id"] for r in records} - current
-    if stale:
-        console.print(f"note: trials.jsonl also holds {len(stale)} trial(s) that are not in this sweep "
+    other_data, not_in_sweep = stale_records(trials, records)
+    if other_data:
+        console.print(f"note: {other_data} recorded trial(s) ran on other data (the data file changed since); "
+                      "their configurations run again, the old records are kept", highlight=False)
+    if not_in_sweep:
+        console.print(f"note: trials.jsonl also holds {not_in_sweep} trial(s) that are not in this sweep "
                       "(the sweep file changed); their records are kept", highlight=False)
 
 
+def stale_records(trials: list[Trial], records: list[dict[str, Any]]) -> tuple[int, int]:
+    """Recorded trial ids this sweep no longer has: (same config on other data, the rest)."""
+    current = {t.id for t in trials}
+    configs = {canonical_json(t.config) for t in trials}
+    stale = {r["id"]: r for r in records if r["id"] not in current}
+    other_data = sum(1 for r in stale.values()
+                     if isinstance(r.get("data_id"), str) and canonical_json(r.get("config")) in configs)
+    return other_data, len(stale) - other_data
+
+
+def resource_plan(kind: str, trials: list[Trial], workers: int | None, stderr: Console) -> ResourcePlan:
+    """The one resource plan of this run: local trials share this machine's cores; on Ray the cluster
+    schedules each trial by its threads (one core unless the trial sets ``threads``)."""
+    if kind != "local":
+        return ResourcePlan(workers=None, threads=1)
+    plan = plan_resources(trials, workers)
+    for note in plan.notes:
+        warn(stderr, note)
+    return plan
+
+
 def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,
-                   stderr: Console) -> tuple[Executor | None, dict[str, Any]]:
+                   plan: ResourcePlan) -> tuple[Executor | None, dict[str, Any]]:
     spec = sweep.spec.executor
     kind = options.executor or spec.kind
-    workers = options.workers or spec.workers
-    threads = None
-    if kind == "local" and todo:
-        from costbench.executors.local import plan_workers
-
-        plan = plan_workers(todo, workers)
-        for note in plan.notes:
-            warn(stderr, note)
-        workers, threads = plan.workers, plan.threads
+    workers = None if plan.workers is None else min(plan.workers, max(1, len(todo)))
     from_file = kind == spec.kind  # the file's ray settings do not apply when --executor chose local
     settings = {
         "executor": kind,
         "workers": workers,
-        "threads": threads,
+        "threads": plan.threads,
+        "gpus": plan.gpus,
         "trial_timeout": options.trial_timeout or spec.trial_timeout,
         "retries": options.retries if options.retries is not None or not from_file else spec.retries,
         "address": options.address or (spec.address if from_file else None),
@@ -269,7 +324,7 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
     }
     if not todo:
         return None, settings
-    executor = make_executor(kind, workers=workers, threads=threads, trial_timeout=settings["trial_timeout"],
+    executor = make_executor(kind, workers=workers, threads=plan.threads, trial_timeout=settings["trial_timeout"],
                              retries=settings["retries"], address=settings["address"],
                              runtime_env=spec.runtime_env if from_file else None, trial_fn=trial_fn)
     return executor, settings
@@ -280,8 +335,9 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
 
 @dataclass
 class _Outcome:
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the sweep (SIGINT, SIGTERM, SIGHUP), 0 if none
     fail_fast_stopped: bool = False
+    disk_full: DiskFull | None = None  # a record the disk could not take: the sweep stops
     ran: int = 0
     seconds: float = 0.0
 
@@ -291,14 +347,22 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
     outcome = _Outcome()
     start = time.monotonic()
     with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
-            _ctrl_c(executor, progress, outcome):
+            _stop_signals(executor, progress, outcome):
         for event in executor.run(todo):
             if event.kind == "started":
                 progress.started(event.trial_id)
             elif event.kind == "phase":
                 progress.phase(event.trial_id, event.phase or "")
             elif event.record is not None:
-                store.append(event.record)
+                try:
+                    store.append(store_environment(store.run_dir, event.record))
+                except DiskFull as exc:  # nothing half-written stays; stop as Ctrl-C would
+                    if outcome.disk_full is None:  # later records that do not fit either run again on resume
+                        outcome.disk_full = exc
+                        progress.note("the disk is full: ending the running trials; their trials run again "
+                                      "on resume")
+                        executor.cancel()
+                    continue
                 outcome.ran += 1
                 progress.finished(event.record)
                 if options.fail_fast and event.record["status"] == "failed" and not outcome.fail_fast_stopped:
@@ -310,8 +374,20 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
 
 
 @contextmanager
-def _ctrl_c(executor: Executor, progress: SweepProgress, outcome: _Outcome) -> Iterator[None]:
-    """First Ctrl-C: stop launching and end the running trials. Second: leave at once.
+def _signals_raise() -> Iterator[None]:
+    """Outside the trial loop, SIGTERM and SIGHUP raise ``Interrupted`` as SIGINT raises KeyboardInterrupt,
+    so every ``with`` and ``finally`` runs (lock released, temp directories removed)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    with _handling((signal.SIGTERM, signal.SIGHUP), handler):
+        yield
+
+
+@contextmanager
+def _stop_signals(executor: Executor, progress: SweepProgress, outcome: _Outcome) -> Iterator[None]:
+    """First Ctrl-C, SIGTERM or SIGHUP: stop launching and end the running trials. A second: leave at once.
 
     Leaving at once is safe for the store: each record is one write, fsync'd before the next; the
     trial processes die with the driver (see executors.local).
@@ -320,17 +396,33 @@ def _ctrl_c(executor: Executor, progress: SweepProgress, outcome: _Outcome) -> I
     def handler(signum: int, frame: Any) -> None:
         if outcome.interrupted:
             progress.abandon()
-            os._exit(EXIT_INTERRUPTED)
-        outcome.interrupted = True
-        progress.note("interrupted: ending the running trials and keeping every finished record "
+            os._exit(128 + outcome.interrupted)
+        outcome.interrupted = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        progress.note(f"interrupted ({name}): ending the running trials and keeping every finished record "
                       "(Ctrl-C again to leave at once)")
         executor.cancel()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    with _handling(STOP_SIGNALS, handler):
+        yield
+
+
+@contextmanager
+def _handling(signums: tuple[int, ...], handler: Any) -> Iterator[None]:
+    """Install ``handler`` for ``signums`` (main thread only, where Python delivers signals) and restore.
+
+    A signal the caller ignores stays ignored: under ``nohup`` a closed terminal must not stop the sweep.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = [signum for signum in signums if signal.getsignal(signum) != signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcome, console: Console,
@@ -342,18 +434,38 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
     if outcome.ran:
         console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
                       f"of {len(sweep.trials)}", highlight=False)
-    if outcome.interrupted or outcome.fail_fast_stopped:
+    if outcome.interrupted or outcome.fail_fast_stopped or outcome.disk_full:
         missing = len(sweep.trials) - sum(statuses.values())
-        why = "interrupted" if outcome.interrupted else "stopped by --fail-fast"
-        stderr.print(f"{why}: {missing} trial(s) not run; every finished record is kept in "
+        if outcome.disk_full:
+            stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)
+        why = (f"interrupted ({signal.Signals(outcome.interrupted).name})" if outcome.interrupted
+               else "stopped: the disk is full" if outcome.disk_full
+               else "stopped by --fail-fast")
+        stderr.print(f"{why}: {missing} trial(s) not {'recorded' if outcome.disk_full else 'run'}; every "
+                     f"finished record is kept in "
                      f"{run_dir / 'trials.jsonl'}", highlight=False)
-        stderr.print(f"resume with: {resume_command(run_dir, options)}", highlight=False, markup=False,
-                     soft_wrap=True)
-        return EXIT_INTERRUPTED if outcome.interrupted else 1
-    _report(run_dir, console, stderr)
-    files = [run_dir / name for name in (SWEEP_FILE, ENVIRONMENT_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
+        _say_resume_command(run_dir, options, sweep, stderr)
+        if outcome.interrupted:
+            return 128 + outcome.interrupted
+        return EXIT_USER_ERROR if outcome.disk_full else EXIT_FAILED
+    reported = _report(run_dir, console, stderr)
+    files = [run_dir / name for name in (SWEEP_FILE, RUN_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
     console.print("written: " + "  ".join(str(f) for f in files if f.exists()), highlight=False)
-    return 0
+    if not reported:
+        return EXIT_USER_ERROR
+    if statuses["failed"] and not options.allow_failures:
+        stderr.print(f"{statuses['failed']} trial(s) failed: exit status {EXIT_FAILED} (--allow-failures "
+                     f"gives {EXIT_OK})", highlight=False)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _say_resume_command(run_dir: Path, options: SweepOptions, sweep: Sweep, stderr: Console) -> None:
+    if (run_dir / SWEEP_FILE).exists():
+        command = resume_command(run_dir, options)
+    else:  # stopped before the resolved sweep was written: nothing ran, the same command starts it
+        command = shlex.join(["costbench", "sweep", str(sweep.path), "--out", str(run_dir)])
+    stderr.print(f"resume with: {command}", highlight=False, markup=False, soft_wrap=True)
 
 
 def resume_command(run_dir: Path, options: SweepOptions) -> str:
@@ -364,16 +476,27 @@ def resume_command(run_dir: Path, options: SweepOptions) -> str:
     for flag, value in flags.items():
         if value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    parts += [flag for flag, on in (("--fail-fast", options.fail_fast), ("--retry-failed", options.retry_failed))
-              if on]
+    parts += [flag for flag, on in (("--fail-fast", options.fail_fast), ("--retry-failed", options.retry_failed),
+                                    ("--allow-failures", options.allow_failures)) if on]
     return shlex.join(parts)
 
 
-def _report(run_dir: Path, console: Console, stderr: Console) -> None:
-    """The Pareto table at the end of a sweep, with the report's defaults (the sweep's own objectives)."""
+def _report(run_dir: Path, console: Console, stderr: Console) -> bool:
+    """The Pareto table at the end of a sweep, with the report's defaults (the sweep's own objectives).
+
+    False when the disk had no room for the report's files (the records are safe; the exit status says so).
+    """
     from costbench.report import ReportOptions, render_report
 
     try:
         render_report(run_dir, ReportOptions(), console=console, stderr=stderr)
     except UserError as exc:
         stderr.print(f"report: {exc}", highlight=False, markup=False)
+        return not isinstance(exc, DiskFull)
+    except Exception as exc:
+        full = no_space_error(exc)
+        if full is None:
+            raise
+        stderr.print(f"report: {DiskFull(full.filename or run_dir, None, full)}", highlight=False, markup=False)
+        return False
+    return True

@@ -7,10 +7,19 @@ everything else is our bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 
 from rich.console import Console
 from rich.markup import escape
+
+
+class TrialSkipped(Exception):
+    """This combination cannot run honestly on this machine; the message is the skip reason.
+
+    The one way anything in a trial says "skipped": a missing package, a precision without kernels, a
+    device that is not there. Never substitute something else and carry on.
+    """
 
 
 class UserError(Exception):
@@ -28,6 +37,14 @@ def did_you_mean(value: object, allowed: Iterable[object]) -> str:
     names = [str(a) for a in allowed]
     close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def echo(value: object, limit: int = 80) -> str:
+    """A user's value as a message quotes it: strings as written (non-ASCII kept), anything else as JSON,
+    control characters escaped so the message stays one line, cut to ``limit`` characters with '…'."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def allowed_list(allowed: Iterable[object]) -> str:

@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PICK_RULE = (
-    "recommended pick = the front member closest (Euclidean distance) to the ideal point, after min-max "
-    "scaling each objective to [0, 1] over the front (an objective equal across the front counts 0)"
-)
+DEFAULT_TIE_TOLERANCE = 0.001  # AUC: differences this small are not worth paying for
+
+
+def pick_rule(first: str, tolerance: float) -> str:
+    """The pick rule in words, for the report's summary."""
+    return (f"recommended pick = practical equivalence, then cost priority: among the front members that pass "
+            f"the quality gates, every one whose {first} is within {tolerance:g} of the best, or whose 95% "
+            f"interval overlaps the best's, counts as a tie; among the ties the next objectives decide, in the "
+            f"order stated")
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,33 @@ def tied(values: np.ndarray) -> np.ndarray:
     return counts[inverse.reshape(-1)] > 1
 
 
-def pick_index(values: np.ndarray, directions: Sequence[str], candidates: np.ndarray | None = None) -> int:
-    """Index of the front member closest to the ideal point (see PICK_RULE); first one on a tie.
+def pick_index(values: np.ndarray, directions: Sequence[str], candidates: np.ndarray | None = None,
+               tolerance: float = 0.0, low: np.ndarray | None = None, high: np.ndarray | None = None) -> int | None:
+    """Index of the recommended point among ``values`` (see ``pick_rule``), or None without a candidate.
 
-    ``values`` are the front's points; scaling uses the whole front, the choice only ``candidates``.
+    Column 0 is the quality objective; ``low``/``high`` its interval per point (NaN where unknown).
+    Points whose column 0 is within ``tolerance`` of the best candidate's, or whose interval overlaps
+    the best's, are ties; the remaining columns then decide lexicographically (first one on a full tie).
     """
     costs = as_minimisation(values, directions)
-    low, high = costs.min(axis=0), costs.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    distance = np.sqrt((((costs - low) / span) ** 2).sum(axis=1))
-    if candidates is not None and np.asarray(candidates).any():
-        distance = np.where(candidates, distance, np.inf)
-    return int(np.argmin(distance))
+    n = len(costs)
+    allowed = np.ones(n, dtype=bool) if candidates is None else np.asarray(candidates, dtype=bool)
+    if n == 0 or not allowed.any():
+        return None
+    pool = np.flatnonzero(allowed)
+    best = pool[np.argmin(costs[pool, 0])]
+    lows = np.full(n, np.nan) if low is None else np.asarray(low, dtype=float)
+    highs = np.full(n, np.nan) if high is None else np.asarray(high, dtype=float)
+    # in minimisation form a 'max' interval [low, high] becomes [-high, -low]
+    if directions[0] == "max":
+        lows, highs = -highs, -lows
+    close = costs[pool, 0] - costs[best, 0] <= tolerance + 1e-12
+    # a point without an interval is the interval of its own value
+    lows, highs = np.where(np.isnan(lows), costs[:, 0], lows), np.where(np.isnan(highs), costs[:, 0], highs)
+    overlap = (lows[pool] <= highs[best]) & (lows[best] <= highs[pool])
+    ties = pool[close | overlap]
+    order = np.lexsort([costs[ties, 0], *(costs[ties, j] for j in range(costs.shape[1] - 1, 0, -1))])
+    return int(ties[order[0]])
 
 
 def compute_fronts(
@@ -103,11 +123,15 @@ def compute_fronts(
     objectives: Sequence[Objective],
     groups: Sequence[Hashable] | None = None,
     pick_candidates: np.ndarray | None = None,
+    tolerance: float = 0.0,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
 ) -> Fronts:
-    """Ranks, ties and one pick per group for ``[n, k]`` values (NaN = missing, left out and counted).
+    """Ranks, ties and at most one pick per group for ``[n, k]`` values (NaN = missing, left out and counted).
 
-    ``pick_candidates`` (bool per point) restricts the pick, e.g. to trials that pass a quality gate;
-    a group where no front member qualifies falls back to its whole front.
+    ``pick_candidates`` (bool per point) restricts the pick to trials that pass the quality gates: a group
+    where no front member qualifies has no pick. ``tolerance``, ``low`` and ``high`` (the first objective's
+    interval per point) are ``pick_index``'s.
     """
     values = np.asarray(values, dtype=float).reshape(-1, len(objectives))
     n = len(values)
@@ -129,5 +153,9 @@ def compute_fronts(
         rank[members] = group_ranks
         tie[members] = tied(values[members])  # identical points always share a rank
         front = members[group_ranks == 1]
-        pick[front[pick_index(values[front], directions, candidates[front])]] = True
+        chosen = pick_index(values[front], directions, candidates[front], tolerance,
+                            None if low is None else np.asarray(low, dtype=float)[front],
+                            None if high is None else np.asarray(high, dtype=float)[front])
+        if chosen is not None:
+            pick[front[chosen]] = True
     return Fronts(rank=rank, tie=tie, pick=pick, missing=missing)

@@ -45,14 +45,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
+from costbench.errors import TrialSkipped
 from costbench.spec import QuantizeConfig
 
 TORCHAO_SCHEMES = ("dynamic", "weight_only")
 PROBE_ROWS = 4
-
-
-class Unsupported(Exception):
-    """This precision cannot run this model here; the message is the skip reason."""
 
 
 class CompileFailed(RuntimeError):
@@ -78,12 +75,8 @@ class PrecisionPolicy:
         self.name, self.dtype = name, dtype
 
     def skip_reason(self, device: torch.device, family: str, quantize: QuantizeConfig) -> str | None:
-        """Why this precision cannot run ``family`` on ``device`` here, or None when it can."""
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                return f"device {device}: CUDA not available on this machine"
-            if device.index is not None and device.index >= torch.cuda.device_count():
-                return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        """Why this precision cannot run ``family`` on ``device`` here, or None when it can. The device
+        itself is known to exist: ``trial.resolve_device`` is the one device gate."""
         return _probe(self, device, family, quantize)
 
     def autocast(self, device: torch.device) -> AbstractContextManager[Any]:
@@ -128,7 +121,7 @@ class Int8Policy(PrecisionPolicy):
         quantized = _quantize(model, quantize.scheme)
         seconds = time.perf_counter() - start
         if not quantized:
-            raise Unsupported(f"int8 {quantize.scheme}: no nn.Linear/nn.Embedding layers to quantize")
+            raise TrialSkipped(f"int8 {quantize.scheme}: no nn.Linear/nn.Embedding layers to quantize")
         info = {
             "precision": "int8", "scheme": quantize.scheme, "dtype": "int8", "quantize_seconds": seconds,
             "quantized_modules": dict(quantized), "linear_layers_quantized": quantized.get("Linear", 0),
@@ -339,7 +332,7 @@ def _run_probe(policy: PrecisionPolicy, device: torch.device, family: str, quant
             eager = quantize.model_copy(update={"compile": False})  # the probe checks kernels, not compile
             served = policy.prepare_for_serving(model, inputs, device, eager, compile=False)
             served.fn(*inputs)
-    except Unsupported as exc:
+    except TrialSkipped as exc:
         return str(exc)
     except (NotImplementedError, RuntimeError) as exc:
         module = f" in {stack[-1]}" if stack and where != "training backward" else ""

@@ -17,9 +17,13 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from costbench.spec import Trial
+
+BAR_WIDTH = 16
+FIXED_COLUMNS = 44  # spinner, bar, count, elapsed and ETA columns with their gaps
 
 
 def describe_axes(axes: dict[str, Any]) -> str:
@@ -57,14 +61,17 @@ class SweepProgress:
 
     def __enter__(self) -> SweepProgress:
         if self.live:
+            # The description takes what is left and is cut with an ellipsis, so the bar, the count and
+            # the ETA keep their place however long a trial's label is (80 columns included).
             self._progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
-                _OverallOnly(BarColumn()),
+                TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                _OverallOnly(BarColumn(bar_width=BAR_WIDTH)),
                 _OverallOnly(MofNCompleteColumn()),
                 TimeElapsedColumn(),
                 _OverallOnly(TimeRemainingColumn()),
                 console=self.console,
+                expand=True,
             )
             self._progress.start()
             self._overall = self._progress.add_task(self._summary(), total=self.total, completed=self.done,
@@ -78,14 +85,14 @@ class SweepProgress:
     def started(self, trial_id: str) -> None:
         label = self._label(trial_id)
         if self._progress is not None:
-            self._rows[trial_id] = self._progress.add_task(f"  {label}  starting", total=None)
+            self._rows[trial_id] = self._progress.add_task(self._row_text(trial_id, "starting"), total=None)
         else:
             self._line(f"start   {label}")
 
     def phase(self, trial_id: str, phase: str) -> None:
         label = self._label(trial_id)
         if self._progress is not None and trial_id in self._rows:
-            self._progress.update(self._rows[trial_id], description=f"  {label}  {phase}")
+            self._progress.update(self._rows[trial_id], description=self._row_text(trial_id, phase))
         elif self._progress is None:
             self._line(f"phase   {label}  {phase}")
 
@@ -127,6 +134,16 @@ class SweepProgress:
         axes = describe_axes(trial.axes) if trial is not None else ""
         repeat = f" repeat={trial.repeat}" if trial is not None and trial.repeat else ""
         return f"{trial_id} {axes}{repeat}".rstrip()
+
+    def _row_text(self, trial_id: str, phase: str) -> str:
+        """A running trial's line: its label, then its phase; where that is too long for the terminal,
+        the phase moves next to the id, so only the axes are cut."""
+        text = f"  {self._label(trial_id)}  {phase}"
+        if len(text) <= self.console.width - FIXED_COLUMNS:
+            return text
+        trial = self.trials.get(trial_id)
+        axes = describe_axes(trial.axes) if trial is not None else ""
+        return f"  {trial_id} {phase}  {axes}".rstrip()
 
     def _line(self, text: str) -> None:
         width = len(str(self.total))

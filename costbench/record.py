@@ -4,8 +4,9 @@ A record is a JSON object::
 
     {
       "schema": 1,
-      "id": "3f2a9c01b7de",          # hash of the resolved trial config (see spec.trial_id)
-      "group": "a81c4e0f9b22",       # hash of the config without its seed: repeats share it
+      "id": "3f2a9c01b7de",          # hash of the resolved trial config and its data (see spec.trial_id)
+      "group": "a81c4e0f9b22",       # the same without the seed: repeats share it
+      "data_id": "9b1e0c2d44f7a310", # the data's content fingerprint (costbench.data.fingerprint)
       "repeat": 0,                   # 0 .. repeats-1
       "status": "ok" | "failed" | "skipped",
       "reason": null | "why it failed or was skipped",
@@ -16,7 +17,8 @@ A record is a JSON object::
       "started_at": "2026-11-29T21:40:00+00:00",
       "finished_at": "2026-11-29T21:40:12+00:00",
       "host": "hostname", "pid": 1234, "concurrent_trials": 1,
-      "environment": "environment.json"
+      "resources": {"threads": 1, "interop_threads": 2, "workers": 2, ...},  # as planned and in effect
+      "env_id": "5c0e91a3d2b4"       # environments/<env_id>.json: the machine the trial ran on
     }
 
 ``metrics`` holds only numbers or null, so objectives and ``--where`` filters can name any of them.
@@ -25,12 +27,14 @@ The names below are the ones costbench writes; each comes with its unit and its 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: env_id (environments/<env_id>.json), resources, data_id
 
 Status = Literal["ok", "failed", "skipped"]
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
@@ -62,7 +66,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
     "model_bytes": ("B", "min", "bytes of the serialised served model, as shipped"),
     # training cost
-    "epochs_run": ("", "min", "epochs trained before stopping"),
+    "epochs_run": ("", "min", "epochs trained before stopping (networks)"),
+    "iterations_run": ("", "min", "boosting rounds or trees kept after early stopping (tree families)"),
     "train_seconds": ("s", "min", "wall-clock training time, quantization included"),
     "quantize_seconds": ("s", "min", "time spent quantizing the trained model"),
     "compile_seconds": ("s", "min", "time spent compiling the served model (not in latency)"),
@@ -76,11 +81,19 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_peak_reserved_mb": ("MB", "min", "CUDA: peak memory reserved by the caching allocator"),
     "prepare_peak_mem_mb": ("MB", "min", "peak memory while casting, quantizing and compiling for serving"),
     "serve_peak_mem_mb": ("MB", "min", "peak memory while serving"),
+    "model_train_mem_mb": ("MB", "min", "the model's own training memory: training-loop growth over the process "
+                           "baseline"),
+    "model_serve_mem_mb": ("MB", "min", "the model's own serving memory: serving working set over the process "
+                           "baseline"),
+    "process_baseline_mem_mb": ("MB", "min", "memory of the trial process before the model (interpreter, torch, "
+                                "libraries): not the model's"),
     # serving, at serve.batch_size_for_objective
     "p50_ms": ("ms", "min", "median latency of one serving call"),
     "p90_ms": ("ms", "min", "90th percentile latency of one serving call"),
     "p99_ms": ("ms", "min", "99th percentile latency of one serving call"),
     "p99_upper_ms": ("ms", "min", "conservative p99 by MLPerf's early-stopping rule"),
+    "p99_ci_low_ms": ("ms", "min", "low end of the 95% interval of p99"),
+    "p99_ci_high_ms": ("ms", "min", "high end of the 95% interval of p99"),
     "mean_ms": ("ms", "min", "mean latency of one serving call"),
     "cold_ms": ("ms", "min", "the first (cold) serving call"),
     "throughput": ("rows/s", "max", "rows scored per second"),
@@ -117,13 +130,20 @@ def make_record(
     started_at: str | None = None,
     finished_at: str | None = None,
     concurrent_trials: int = 1,
+    resources: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One record in the documented shape; executors use it for trials that never returned one."""
+    """One record in the documented shape; executors use it for trials that never returned one.
+
+    ``environment`` (collected where the trial ran) travels with the record to the driver, which stores
+    it once as ``environments/<env_id>.json`` and keeps only ``env_id`` in the line it writes.
+    """
     now = utc_now()
     return {
         "schema": SCHEMA_VERSION,
         "id": trial["id"],
         "group": trial["group"],
+        "data_id": trial.get("data_id"),
         "repeat": trial["repeat"],
         "status": status,
         "reason": reason,
@@ -136,8 +156,19 @@ def make_record(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "concurrent_trials": concurrent_trials,
-        "environment": "environment.json",
+        "resources": resources if resources is not None else trial.get("resources"),
+        "env_id": environment_id(environment) if environment is not None else None,
+        ENVIRONMENT_IN_TRANSIT: environment,
     }
+
+
+ENVIRONMENT_IN_TRANSIT = "environment"  # the key the driver replaces by environments/<env_id>.json
+
+
+def environment_id(environment: dict[str, Any]) -> str:
+    """A short hash of an environment's canonical JSON: the same machine and software give the same id."""
+    text = json.dumps(environment, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def utc_now() -> str:

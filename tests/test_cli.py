@@ -44,3 +44,26 @@ def test_console_script_and_module_entry_point() -> None:
     """`python -m costbench` works like the installed `costbench` script (CI and Ray workers use it)."""
     out = subprocess.run([sys.executable, "-m", "costbench", "--help"], capture_output=True, text=True, check=True)
     assert "validate" in out.stdout
+
+
+def test_sweep_help_documents_the_exit_codes() -> None:
+    text = " ".join(runner.invoke(app, ["sweep", "--help"], terminal_width=200).stdout.split())
+    for words in ("Exit status: 0 every trial ok or skipped", "1 some trial failed (0 with --allow-failures)",
+                  "2 a mistake in the input, or a full disk", "130 Ctrl-C, 143 SIGTERM, 129 SIGHUP",
+                  "--allow-failures"):
+        assert words in text
+
+
+def test_a_report_piped_into_a_reader_that_stops_early_exits_0_quietly(tmp_path) -> None:
+    from pathlib import Path
+
+    from tests.test_report import write_run
+
+    run = write_run(tmp_path)
+    repo = Path(__file__).resolve().parents[1]
+    reader_gone = subprocess.Popen([sys.executable, "-m", "costbench", "report", str(run)], cwd=repo,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # like `| head` that has read what it wanted, before anything is written
+    _, stderr = reader_gone.communicate(timeout=120)
+    assert reader_gone.returncode == 0, stderr.decode()
+    assert b"Traceback" not in stderr and b"BrokenPipe" not in stderr and b"Exception ignored" not in stderr

@@ -156,3 +156,26 @@ def test_sweep_with_a_bad_csv_exits_2_before_any_trial(tmp_path):
     assert "column 'PageValues' is numeric but row 40 (line 41) holds 'n/a?'" in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "run" / "trials.jsonl").exists()
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet"])
+def test_a_device_file_is_refused_instead_of_read_without_end(source):
+    with pytest.raises(UserError, match=r"^/dev/zero: is not a regular file \(a device, pipe or socket\)"):
+        check_data(DataConfig(source=source, path="/dev/zero", label="Revenue"))
+
+
+def test_a_fifo_is_refused_without_blocking_on_open(tmp_path):
+    import os
+
+    fifo = tmp_path / "sessions.csv"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(UserError, match="is not a regular file"):
+        check_data(cfg_for(fifo))
+
+
+def test_a_file_over_the_size_limit_is_refused_naming_the_limit(tmp_path, monkeypatch):
+    from costbench.data import tabular
+
+    monkeypatch.setattr(tabular, "MAX_FILE_BYTES", 100)
+    with pytest.raises(UserError, match=r"the file is 199 bytes; costbench reads csv files of up to 100 bytes"):
+        check_data(cfg_for(text(tmp_path, "PageValues,Revenue\n" + "1.0,True\n" * 20)))

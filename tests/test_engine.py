@@ -35,23 +35,31 @@ def statuses(run_dir):
 def test_a_rerun_resumes_and_failed_trials_run_again_only_when_asked(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1, 100])
     out = tmp_path / "run"
-    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
-    assert code == 0
+    code, stdout, stderr = sweep_once(sweep_file, out, workers=1)
+    assert code == 1, "a failed trial fails the sweep, so CI can tell"
+    assert "1 trial(s) failed: exit status 1 (--allow-failures gives 0)" in stderr
     first = statuses(out)
     assert sorted(s for _, s in first) == ["failed", "ok", "ok"]
     assert "written:" in stdout and str(out / "trials.jsonl") in stdout
 
-    code, stdout, _ = sweep_once(sweep_file, out, workers=1)
+    code, stdout, _ = sweep_once(sweep_file, out, workers=1, allow_failures=True)
     assert code == 0 and statuses(out) == first
     assert "3 of 3 trial(s) already recorded (2 ok, 0 skipped, 1 failed (run them again with --retry-failed))" \
         in stdout and "nothing to run" in stdout
 
     code, _, _ = sweep_once(sweep_file, out, retry_failed=True, workers=1)
     failed_id = next(i for i, s in first if s == "failed")
-    assert code == 0 and statuses(out) == [*first, (failed_id, "failed")]
+    assert code == 1 and statuses(out) == [*first, (failed_id, "failed")]
 
 
-def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary(tmp_path):
+def test_exit_status_is_0_when_every_trial_is_ok_or_skipped(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1000])  # 1000 is skipped
+    code, _, stderr = sweep_once(sweep_file, tmp_path / "run", workers=1)
+    assert code == 0, stderr
+    assert sorted(s for _, s in statuses(tmp_path / "run")) == ["ok", "skipped"]
+
+
+def test_the_run_directory_holds_the_resolved_sweep_run_file_environments_and_data_summary(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1])
     out = tmp_path / "run"
     sweep = load_sweep(sweep_file, ["data.rows=2000"])
@@ -60,9 +68,17 @@ def test_the_run_directory_holds_the_resolved_sweep_environment_and_data_summary
     resolved = load_sweep(out / "sweep.yaml")  # what the resume command runs
     assert [t.id for t in resolved.trials] == [t.id for t in sweep.trials]
 
-    env = json.loads((out / "environment.json").read_text())
-    assert env["run"]["executor"] == "local" and env["run"]["workers"] == 1 and env["run"]["threads"] == 1
-    assert env["cpu"]["usable_cores"] >= 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["trial_ids"] == [t.id for t in sweep.trials] and run["axes"] == ["seed"]
+    assert run["executor"]["executor"] == "local" and run["executor"]["workers"] == 1
+    assert run["executor"]["threads"] == 1
+
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    for record in records:
+        assert "environment" not in record, "the environment is stored once, not in every line"
+        env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+        assert env["cpu"]["usable_cores"] >= 1
+        assert record["resources"]["threads"] == 1 and record["resources"]["workers"] == 1
 
     datasets = json.loads((out / "data_summary.json").read_text())["datasets"]
     assert len(datasets) == 1, "both trials share one dataset, prepared once by the driver"
@@ -97,8 +113,8 @@ def test_fail_fast_stops_at_the_first_failure_with_exit_1_and_says_how_to_resume
 def test_parallel_workers_give_the_same_records_as_one_worker(tmp_path):
     sweep_file = write_sweep(tmp_path, [0, 1, 2, 100, 200, 3])
     one, two = tmp_path / "one", tmp_path / "two"
-    assert sweep_once(sweep_file, one, workers=1)[0] == 0
-    assert sweep_once(sweep_file, two, workers=2)[0] == 0
+    assert sweep_once(sweep_file, one, workers=1)[0] == 1  # seed 100 fails
+    assert sweep_once(sweep_file, two, workers=2)[0] == 1
 
     def outcome(run_dir):
         records, _ = read_records(run_dir)
@@ -154,5 +170,80 @@ def test_executor_local_overrides_a_ray_sweep_without_its_ray_settings(tmp_path)
     code, _, stderr = sweep_once(sweep_file, out, executor="local", workers=1)
     assert code == 0, stderr
     assert [s for _, s in statuses(out)] == ["ok"]
-    run = json.loads((out / "environment.json").read_text())["run"]
+    run = json.loads((out / "run.json").read_text())["executor"]
     assert (run["executor"], run["address"], run["retries"]) == ("local", None, None)
+
+
+def test_records_of_the_wrong_shape_are_skipped_with_a_warning_and_never_count_as_done(tmp_path):
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    out = tmp_path / "run"
+    first, second = (t.id for t in load_sweep(sweep_file).trials)
+    out.mkdir()
+    (out / "trials.jsonl").write_text(
+        json.dumps({"id": first, "status": "done", "metrics": {}, "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": second, "status": "ok", "metrics": "oops", "axes": {}, "config": {}}) + "\n"
+        + json.dumps({"id": [second], "status": "ok", "metrics": {}}) + "\n")
+    code, stdout, stderr = sweep_once(sweep_file, out, workers=1)
+    assert code == 0, stderr
+    assert "trials.jsonl:1: not a trial record ('status' 'done'" in stderr
+    assert "trials.jsonl:2: not a trial record ('metrics' is not an object)" in stderr
+    assert "trials.jsonl:3: not a trial record ('id' is not a non-empty string)" in stderr
+    assert "resuming" not in stdout, "an unknown status is not a finished trial"
+    records, _ = read_records(out)
+    assert sorted(r["id"] for r in records) == sorted([first, second])
+
+
+def test_a_signal_ignored_by_the_caller_stays_ignored_as_nohup_wants(tmp_path):
+    import signal
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        from costbench.engine import _handling
+
+        with _handling((signal.SIGHUP, signal.SIGTERM), lambda *_: None):
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_every_record_names_an_environment_file_that_stays_true_after_a_resume_elsewhere(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "fake-machine").write_text("laptop")
+    assert sweep_once(write_sweep(tmp_path, [0, 1]), out, workers=1)[0] == 0
+    (out / "fake-machine").write_text("gpu-server")
+    assert sweep_once(write_sweep(tmp_path, [0, 1, 2]), out, workers=1)[0] == 0  # resumes: runs seed 2 only
+
+    records, _ = read_records(out)
+    hosts = {}
+    for record in records:
+        env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+        hosts[record["config"]["seed"]] = env["host"]
+    assert hosts == {0: "laptop", 1: "laptop", 2: "gpu-server"}, "each record keeps the machine it ran on"
+    assert len(list((out / "environments").glob("*.json"))) == 2, "each distinct environment is stored once"
+
+
+def test_a_record_without_an_environment_gets_the_drivers_marked_so(tmp_path):
+    out = tmp_path / "run"
+    assert sweep_once(write_sweep(tmp_path, [100]), out, workers=1)[0] == 1  # raises: the executor's record
+    (record,) = read_records(out)[0]
+    env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+    assert env["collected_in"] == "driver" and env["cpu"]["usable_cores"] >= 1
+
+
+def test_a_resume_reruns_ok_trials_recorded_with_other_threads(tmp_path):
+    out = tmp_path / "run"
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    assert sweep_once(sweep_file, out, workers=1)[0] == 0
+    lines = (out / "trials.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["resources"]["threads"] = 4  # as if made by a run whose plan gave 4 threads per trial
+    (out / "trials.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+    code, console, _ = sweep_once(sweep_file, out, workers=1)
+    assert code == 0
+    assert "re-running 1 trial(s) recorded with other threads" in console
+    records, _ = read_records(out)
+    assert [r["resources"]["threads"] for r in records if r["id"] == first["id"]] == [4, 1]

@@ -153,3 +153,49 @@ def test_a_second_ctrl_c_leaves_at_once_without_waiting_for_a_stubborn_trial(tmp
     assert_no_trial_outlives(pids)
     records, warnings = read_records(out)
     assert warnings == [] and [r["status"] for r in records] == ["ok"]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_or_sighup_to_the_driver_stops_it_like_ctrl_c(tmp_path, signum, code):
+    sweep_file = write_sweep(tmp_path, [0, 800, 801])  # 800 and 801 wait for the hold file to go
+    out, pids, tmp = tmp_path / "run", tmp_path / "pids", tmp_path / "tmp"
+    pids.mkdir()
+    tmp.mkdir()
+    (pids / "hold").touch()
+    env = {**driver_env(pids), "TMPDIR": str(tmp)}  # so the test sees the driver's temp directories
+    driver = subprocess.Popen([sys.executable, "-m", "costbench", "sweep", str(sweep_file), "--out", str(out),
+                               "--workers", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    wait_for(lambda: len(ids(out)) == 1 and len(trial_pids(pids)) == 2, "a record and a held trial")
+    assert list(tmp.glob("costbench-*")), "the executor keeps its trial logs in a temp directory"
+
+    driver.send_signal(signum)  # to the driver alone, as kubectl or a scheduler sends it
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == code, stderr
+    assert f"interrupted ({signal.Signals(signum).name})" in stderr
+    assert "Traceback" not in stderr
+    resume = next(line for line in stderr.splitlines() if line.startswith("resume with: "))
+    assert shlex.split(resume.removeprefix("resume with: "))[:3] == ["costbench", "sweep", str(out / "sweep.yaml")]
+    records, warnings = read_records(out)
+    assert warnings == [] and [r["status"] for r in records] == ["ok"]  # the ended trial left no record
+    assert (out / LOCK_FILE).read_text() == "", "the lock is released, not left naming a dead process"
+    assert not list(tmp.glob("costbench-*")), "temp directories are removed"
+    assert_no_trial_outlives(pids)
+
+
+def test_ctrl_c_while_the_data_is_prepared_is_one_line_and_exit_130(tmp_path):
+    # 1.5M synthetic rows take seconds to prepare; meanwhile the forkserver is still importing torch
+    sweep_file = write_sweep(tmp_path, [0], data={"rows": 1_500_000})
+    out, pids = tmp_path / "run", tmp_path / "pids"
+    pids.mkdir()
+    driver = start(["sweep", str(sweep_file), "--out", str(out)], pids)
+    wait_for(lambda: (out / "sweep.yaml").exists(), "the sweep to start preparing its data")
+    time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: the whole process group, forkserver included
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert lines[0] == "interrupted (SIGINT); every record written so far is kept" and len(lines) == 2, stderr
+    assert lines[1].startswith("resume with: costbench sweep")
+    assert trial_pids(pids) == [] and not (out / "trials.jsonl").exists()

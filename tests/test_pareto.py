@@ -89,22 +89,32 @@ def test_one_front_per_group() -> None:
     assert together.rank.tolist() == [1, 2, 3, 4]
 
 
-def test_pick_is_closest_to_ideal_after_scaling() -> None:
-    # auc in [0.80, 0.90], cost in [1, 100]. Scaled distances to the ideal (0.90, 1): 1, 0.22, 1.
-    # Raw distances would be 99, 9, 0.1 and pick the cheapest: the scaling is what decides.
-    front = np.array([[0.90, 100.0], [0.88, 10.0], [0.80, 1.0]])
-    assert pick_index(front, ["max", "min"]) == 1
-    # cost in [1, 2]: scaled 1.0, 0.92, 1.0 -> the middle point; raw distances would pick the last
-    assert pick_index(np.array([[0.90, 2.0], [0.88, 1.9], [0.80, 1.0]]), ["max", "min"]) == 1
-    # an objective equal across the front adds nothing; equal distances -> the first point
-    assert pick_index(np.array([[0.9, 5.0, 1.0], [0.8, 1.0, 1.0]]), ["max", "min", "min"]) == 0
+def test_pick_practical_equivalence_then_cost_priority() -> None:
+    """Issue 15 case 5: +0.001 AUC must not outweigh an 18x latency difference."""
+    # auc, p99_ms: bf16 0.8778 at 4.57 ms, int8 0.8768 at 0.26 ms, a far worse trial at 0.1 ms
+    front = np.array([[0.8778, 4.57], [0.8768, 0.26], [0.80, 0.10]])
+    assert pick_index(front, ["max", "min"], tolerance=0.001) == 1  # a tie on AUC; p99 decides
+    assert pick_index(front, ["max", "min"], tolerance=0.0) == 0  # no tolerance: the most accurate
+    # intervals that overlap the best's make a tie even beyond the tolerance
+    low, high = np.array([0.870, 0.860, 0.79]), np.array([0.885, 0.875, 0.81])
+    front = np.array([[0.8778, 4.57], [0.8668, 0.26], [0.80, 0.10]])
+    assert pick_index(front, ["max", "min"], tolerance=0.001, low=low, high=high) == 1
+    assert pick_index(front, ["max", "min"], tolerance=0.001) == 0
+    # the next objectives decide in the order stated: cost first, then p99
+    front = np.array([[0.90, 1.0, 9.0], [0.90, 2.0, 1.0], [0.90, 1.0, 5.0]])
+    assert pick_index(front, ["max", "min", "min"]) == 2
+    # a min-direction first objective works the same way
+    assert pick_index(np.array([[1.0, 5.0], [1.0005, 1.0]]), ["min", "min"], tolerance=0.001) == 1
 
 
-def test_pick_respects_candidates_and_falls_back() -> None:
+def test_pick_respects_candidates_and_never_picks_outside_them() -> None:
     front = np.array([[0.90, 100.0], [0.88, 10.0], [0.80, 1.0]])
     assert pick_index(front, ["max", "min"], np.array([False, False, True])) == 2
-    assert pick_index(front, ["max", "min"], np.array([True, False, True])) == 0  # 1.0 vs 1.0: first
-    assert pick_index(front, ["max", "min"], np.array([False, False, False])) == 1
+    assert pick_index(front, ["max", "min"], np.array([True, False, True])) == 0
+    assert pick_index(front, ["max", "min"], np.array([False, False, False])) is None
+    fronts = compute_fronts(front, [Objective("auc", "max"), Objective("cost", "min")],
+                            pick_candidates=np.array([False, False, False]))
+    assert not fronts.pick.any()
 
 
 def test_objective_direction_is_checked() -> None:

@@ -25,11 +25,17 @@ from costbench.spec import Trial, load_sweep
 # (size, precision) -> auc, train_cost_usd, p99_ms. Hand-made so every rank and flag below is known:
 # s/int8 is beaten by xs/int8 on all three; the other three trade off (the front).
 TABLE = {
-    ("xs", "fp32"): (0.800, 1.0, 1.0),
+    ("xs", "fp32"): (0.810, 1.0, 1.0),
     ("s", "fp32"): (0.850, 2.0, 2.0),
-    ("xs", "int8"): (0.795, 1.0, 0.5),
+    ("xs", "int8"): (0.805, 1.0, 0.5),
     ("s", "int8"): (0.700, 2.0, 1.5),
 }
+
+
+ENVIRONMENT = {"costbench": "0.1.0", "host": "vm", "cpu": {"model": "Intel(R) Xeon(R) Processor", "logical_cores": 2,
+               "usable_cores": 2, "flags": {"avx2": True, "avx512f": True, "amx_int8": False}},
+               "gpus": [], "torch_threads": 2, "versions": {"python": "3.11.7", "torch": "2.13.0+cpu",
+                                                            "numpy": "2.4.6"}}
 
 
 def hand_metrics(trial: Trial) -> dict[str, Any]:
@@ -40,9 +46,11 @@ def hand_metrics(trial: Trial) -> dict[str, Any]:
             "probe_drift": 0.01}
 
 
-def write_run(tmp_path: Path, *, repeats: int = 1, drop: int = 0, with_sweep: bool = True,
+def write_run(tmp_path: Path, *, repeats: int = 1, drop: int = 0, with_sweep: bool = True, run_json: bool = True,
               outcome: Callable[[Trial], tuple[str, dict[str, Any] | None]] | None = None) -> Path:
-    """A run directory as the engine leaves it: sweep.yaml and trials.jsonl (minus ``drop`` trials)."""
+    """A run directory as the engine leaves it: sweep.yaml, run.json and trials.jsonl (minus ``drop`` trials).
+
+    ``run_json=False`` is a run made before run.json existed (costbench < 0.2)."""
     run = tmp_path / "run"
     run.mkdir(parents=True)
     raw = {"name": "demo", "threads": 2, "serve": {"batch_sizes": [1, 64]}, "repeats": repeats,
@@ -50,6 +58,11 @@ def write_run(tmp_path: Path, *, repeats: int = 1, drop: int = 0, with_sweep: bo
            "objectives": ["auc:max", "train_cost_usd:min", "p99_ms:min"]}
     (run / "sweep.yaml").write_text(yaml.safe_dump(raw))
     sweep = load_sweep(run / "sweep.yaml")
+    if run_json:
+        (run / "run.json").write_text(json.dumps({
+            "schema": 1, "name": "demo", "description": "a hand-made run", "sweep_file": "sweep.yaml",
+            "trial_ids": [t.id for t in sweep.trials], "axes": sweep.axes, "objectives": raw["objectives"],
+            "repeats": repeats, "written_at": "2026-12-01T00:00:00+00:00", "costbench": "0.2.0"}))
     if not with_sweep:
         (run / "sweep.yaml").unlink()
     lines = []
@@ -60,6 +73,7 @@ def write_run(tmp_path: Path, *, repeats: int = 1, drop: int = 0, with_sweep: bo
                              details={"device": "cpu", "threads": 2})
         lines.append(json.dumps(record))
     (run / "trials.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    (run / "environment.json").write_text(json.dumps(ENVIRONMENT))
     return run
 
 
@@ -89,13 +103,16 @@ def test_ranks_flags_and_pick(tmp_path: Path) -> None:
     assert rows["s", "int8"].metrics["auc_delta_vs_fp32"] == pytest.approx(-0.15)
     assert rows["xs", "fp32"].metrics["auc_delta_vs_fp32"] == 0
     assert rows["s", "int8"].flags == ["below-twin", "low-quality"]  # 0.70 < 0.99*0.85 and < 0.9*0.85
-    assert rows["xs", "int8"].flags == []  # 0.795 >= 0.99*0.80 and >= 0.9*0.85
-    # scaled distances to the ideal over the front: xs/fp32 0.97, s/fp32 1.41, xs/int8 1.0
-    assert [k for k, r in rows.items() if r.pick] == [("xs", "fp32")]
+    assert rows["xs", "int8"].flags == []  # 0.805 >= 0.99*0.81, >= 0.9*0.85 and within 0.05 of 0.85
+    # no AUC within the tie tolerance of the best (0.85): the most accurate front member is the pick
+    assert [k for k, r in rows.items() if r.pick] == [("s", "fp32")]
     assert [r.rank for r in report.rows] == [1, 1, 1, 2]  # front first, the pick at the top
     assert report.rows[0].pick
-    assert "closest (Euclidean distance) to the ideal point" in out
+    assert "practical equivalence, then cost priority" in out
     assert "1 *" in out
+    # a wide tolerance ties the three: training cost, the next objective, decides (1.0 for both xs), then p99
+    report, _ = build(write_run(tmp_path / "wide"), min_quality=0.9, tie_tolerance=0.05)
+    assert [k for k, r in by_axes(report).items() if r.pick] == [("xs", "int8")]
 
 
 def test_quality_gate_keeps_flagged_trials_from_the_pick(tmp_path: Path) -> None:
@@ -126,8 +143,8 @@ def test_interrupted_run_counts_missing_failed_and_skipped(tmp_path: Path) -> No
 
 
 def test_without_sweep_file_missing_is_unknown(tmp_path: Path) -> None:
-    report, err = build(write_run(tmp_path, with_sweep=False))
-    assert "missing trials is unknown" in err
+    report, err = build(write_run(tmp_path, with_sweep=False, run_json=False))
+    assert "missing trials unknown (run made by costbench < 0.2)" in err
     assert report.axes == ["model.size", "precision"]  # from the records
     assert report.summary[0].startswith("4 trial(s) recorded")
 
@@ -152,7 +169,7 @@ def test_repeats_are_averaged_with_std(tmp_path: Path) -> None:
     assert rows["s", "fp32"].std["auc"] == pytest.approx(0.01 / 2**0.5)
     assert rows["s", "fp32"].std["p99_ms"] == 0
     cells = dict(zip([r.id for r in report.rows], trials_table(report).cells, strict=True))
-    assert cells[rows["s", "fp32"].id][5:8] == ["0.8550 ± 0.0071", "2 ± 0", "2 ± 0"]
+    assert cells[rows["s", "fp32"].id][5:8] == ["0.8550 ± 0.0071", "2 ± 0", "2.00 ± 0.00"]
     assert "mean over its repeats" in out
 
 
@@ -274,14 +291,14 @@ def test_every_file_is_written_and_valid(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert page.count("src='data:image/png;base64,") == len(pngs)
     assert "http://" not in page and "https://" not in page
-    assert "<table>" in page and "train_cost_usd ($)" in page
+    assert "<table>" in page and "train cost ($)" in page
     pick = next(r for r in report.rows if r.pick)
-    assert f'<tr class="pick"><td>1 *</td><td>{pick.id}</td>' in page
+    assert f'<tr class="pick"><td>1 *</td><td class=\'id\'>{pick.id}</td>' in page
     assert "Serving plan: 1M/day" in page
 
     md = (run / "report.md").read_text()
-    assert "| rank | id | model.size | precision | n | auc | train_cost_usd ($) | p99_ms (ms) |" in md
-    assert "![AUC against p99_ms](auc_vs_p99_ms.png)" in md
+    assert "| rank | id | size | precision | n | AUC | train cost ($) | p99 (ms) |" in md
+    assert "![AUC against p99 (ms)](auc_vs_p99_ms.png)" in md
 
     trials = pd.read_csv(run / "trials.csv")
     records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
@@ -295,15 +312,16 @@ def test_every_file_is_written_and_valid(tmp_path: Path) -> None:
     assert (front["rank"] == 1).all()
     assert front["auc_std"].notna().all()
 
-    # a re-render that can draw nothing leaves no stale plot behind
+    # a re-render that can draw nothing leaves no stale plot of its own behind, and the main ones alone
+    (run / "auc_vs_p99_ms-where-auc-gt-2.png").write_bytes(b"stale")
     report, _, _ = render(run, format="none", where=["auc>2"])
-    assert list(run.glob("*.png")) == []
+    assert sorted(run.glob("*.png")) == pngs
     assert report.summary[-1] == "no plots: no trial left to show"
 
 
 def test_printed_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # plots are checked above; leaving them out keeps four renders fast
-    monkeypatch.setattr("costbench.report.files.write_plots", lambda report, out: ({}, []))
+    monkeypatch.setattr("costbench.report.files.write_plots", lambda *args: {})
     run = write_run(tmp_path)
     _, out, _ = render(run, format="csv")
     printed = pd.read_csv(io.StringIO(out))
@@ -324,7 +342,8 @@ def test_planner_in_the_report_says_when_nothing_meets_the_slo(tmp_path: Path) -
     assert report.plans is not None and len(report.plans) == len(report.front) == 3
     assert all(p.batch_size is None for p in report.plans)
     assert "No front member meets the SLO at any measured batch size" in markdown(report)
-    report, _ = build(write_run(tmp_path / "b"), traffic="1M/day", slo_p99="1.2ms", retrains_per_month=2)
+    report, _ = build(write_run(tmp_path / "b"), traffic="1M/day", slo_p99="1.2ms", retrains_per_month=2,
+                      min_quality=0.9)  # no low-quality flag: those are planned last whatever they cost
     totals = [p.total_usd_month for p in report.plans or []]
     assert totals[-1] is None  # s/fp32 has p99 2 ms at batch 1: cannot meet 1.2 ms
     assert totals[:-1] == sorted(totals[:-1])  # type: ignore[type-var]
@@ -335,7 +354,7 @@ def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     from costbench.cli import app
 
-    monkeypatch.setattr("costbench.report.files.write_plots", lambda report, out: ({}, []))
+    monkeypatch.setattr("costbench.report.files.write_plots", lambda *args: {})
     run = write_run(tmp_path)
     result = CliRunner().invoke(app, ["report", str(run), "--where", "p99_mz<=1"])
     assert result.exit_code == 2
@@ -366,13 +385,14 @@ def test_narrow_terminal_drops_optional_columns_and_says_so(tmp_path: Path) -> N
     report, _ = build(write_run(tmp_path))
     data = trials_table(report)
     assert fit(data, 400)[1] == []
-    narrow, dropped = fit(data, 80)
-    assert dropped and set(dropped) <= set(data.optional)
-    assert {"rank", "id", "auc", "p99_ms (ms)", "flags"} <= set(narrow.headers)
+    assert "train $" in fit(data, 80)[0].headers  # abbreviated before anything is dropped
+    narrow, dropped = fit(data, 50)
+    assert dropped and set(dropped) <= {data.short.get(h, h) for h in data.optional}
+    assert {"rank", "id", "AUC", "p99 ms", "flags"} <= set(narrow.headers)
     out = io.StringIO()
-    Console(file=out, width=80).print(to_rich(data, 80))
-    assert "not shown for lack of width (see report.md)" in out.getvalue()
-    assert max(len(line) for line in out.getvalue().splitlines()) <= 80
+    Console(file=out, width=50).print(to_rich(data, 50))
+    assert "lack of width (see report.md)" in out.getvalue()
+    assert max(len(line) for line in out.getvalue().splitlines()) <= 50
     assert header_lines("train_peak_mem_mb (MB)") == "train_peak_\nmem_mb\n(MB)"
 
 

@@ -82,3 +82,28 @@ def test_lock_is_released_on_close_and_a_dead_holders_lock_is_taken_over(tmp_pat
 def test_append_without_the_lock_is_a_bug(tmp_path):
     with pytest.raises(RuntimeError):
         RunStore(tmp_path).append(record("t0"))
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"id": "bad", "status": "ok", "metrics": "oops", "axes": {}, "config": {}}', "'metrics' is not an object"),
+    ('{"id": ["a"], "status": "ok", "metrics": {}, "axes": {}, "config": {}}', "'id' is not a non-empty string"),
+    ('{"id": "bad", "status": "done", "metrics": {}, "axes": {}, "config": {}}', "'status' 'done' is not one of"),
+    ('{"id": "bad", "status": "ok", "metrics": {"auc": "high"}, "axes": {}, "config": {}}',
+     "metric 'auc' is not a number or null"),
+    ('{"id": "bad", "status": "ok", "metrics": {"auc": true}, "axes": {}, "config": {}}',
+     "metric 'auc' is not a number or null"),
+    ('{"id": "bad", "status": "ok", "metrics": {}, "axes": [1], "config": {}}', "'axes' is not an object"),
+    ('{"id": "bad", "status": "ok", "metrics": {}, "axes": {}, "config": "x"}', "'config' is not an object"),
+    ('{"id": "bad", "status": "ok", "metrics": {}, "repeat": "0"}', "'repeat' is not a whole number"),
+    ('[1, 2]', "a JSON list, not an object"),
+])
+def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning_naming_its_line(tmp_path, line, problem):
+    with RunStore(tmp_path) as store:
+        store.append(record("t0", auc=0.5))
+    with open(tmp_path / TRIALS_FILE, "a") as handle:
+        handle.write(line + "\n")
+    with RunStore(tmp_path) as store:
+        store.append(record("t2", auc=None))
+    records, warnings = read_records(tmp_path)
+    assert [r["id"] for r in records] == ["t0", "t2"]
+    assert len(warnings) == 1 and f"{TRIALS_FILE}:2: not a trial record ({problem}" in warnings[0]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # annotations only: the sweep loader imports costbench.data.fingerprint without torch
+    import torch
 
 
 @dataclass(frozen=True)

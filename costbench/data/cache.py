@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from costbench.data import PreparedData, Schema, Split
-from costbench.data.synthetic import GENERATOR_VERSION
+from costbench.data.fingerprint import GENERATOR_VERSION, SYNTHETIC_KEYS, file_sha256
 from costbench.data.tabular import check_file, resolve_path
 from costbench.errors import UserError
+from costbench.store import DiskFull, no_space_error
 
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
 
 FORMAT_VERSION = 2  # bump when preparation or the file layout changes (old entries are then unused)
 SHARED_KEYS = ("source", "split", "class_weight", "oversample", "numeric_transform", "rare_min_count")
-SYNTHETIC_KEYS = ("rows", "positive_rate", "noise", "sequence_length", "n_items", "n_categories", "seed")
 TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
 SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
 IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on disk: half the bytes to write
@@ -40,11 +40,10 @@ IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on d
 
 def file_digest(path: Path, source: str, key: str) -> str:
     check_file(path, source, key)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    digest = file_sha256(path)
+    if digest is None:
+        raise UserError(f"is not a regular file; {key} must name a {source} file", where=str(path))
+    return digest
 
 
 def cache_key(cfg: DataConfig) -> str:
@@ -101,16 +100,31 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    """Temp file + fsync + rename; a full disk leaves no temp file and raises ``DiskFull``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as exc:
+        if no_space_error(exc):
+            raise DiskFull(path, _payload_bytes(payload), exc) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        full = no_space_error(exc)  # torch.save raises a RuntimeError raised during the OSError
+        if full is not None:
+            raise DiskFull(path, _payload_bytes(payload), full) from None
         raise
+
+
+def _payload_bytes(payload: dict[str, Any]) -> int:
+    """About what the entry takes on disk: its tensors' bytes (the rest is small)."""
+    return sum(t.numel() * t.element_size() for split in payload["splits"].values() for t in split.values()
+               if t is not None)
 
 
 def _load(path: Path) -> PreparedData | None:

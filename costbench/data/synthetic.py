@@ -47,9 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from costbench.data.fingerprint import GENERATOR_VERSION  # bump it there when the output changes
 from costbench.errors import UserError
-
-GENERATOR_VERSION = 1  # bump when the generated data changes for a given config (invalidates caches)
 
 DEVICES = ["desktop", "mobile", "tablet"]
 SOURCES = ["direct", "organic_search", "paid_search", "social", "email", "referral", "affiliate", "display"]

@@ -22,6 +22,7 @@ rows, and a validation split with fewer than 50 is warned about.
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from costbench.errors import UserError, did_you_mean
+from costbench.store import human_size
 
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
@@ -38,6 +40,7 @@ MISSING = "<missing>"
 TRUE_WORDS = ("true", "1", "yes", "y", "t")
 FALSE_WORDS = ("false", "0", "no", "n", "f")
 SEPARATORS = (";", "\t", "|")
+MAX_FILE_BYTES = 20 << 30  # a table is read into memory whole, several times its size while prepared
 NUMERIC_TEXT_SHARE = 0.9  # a text column this share of whose rows are numbers is a numeric column with typos
 CODE_LEVELS = (3, 20)  # an integer column with this many distinct values is also used as a category
 CATEGORY_SUFFIX = ":cat"
@@ -114,6 +117,12 @@ def check_file(path: Path, source: str, key: str = "data.path") -> bytes:
         hint = f"; it holds {', '.join(found[:5])}" if found else ""
         raise UserError(f"is a directory, not a {source} file{hint}", where=where)
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a device (/dev/zero), FIFO or socket: reading may never end
+            raise UserError(f"is not a regular file (a device, pipe or socket); give a {source} file", where=where)
+        if info.st_size > MAX_FILE_BYTES:
+            raise UserError(f"the file is {human_size(info.st_size)}; costbench reads {source} files of up to "
+                            f"{human_size(MAX_FILE_BYTES)} (prepared in memory); sample or split it", where=where)
         with path.open("rb") as handle:
             head = handle.read(4)
     except OSError as exc:

@@ -33,13 +33,17 @@ from costbench.executors.base import (
     TAIL_LINES,
     TRIAL_FUNCTION,
     Executor,
+    LockWait,
     TrialEvent,
+    call_trial_fn,
     invalid_record_reason,
+    partial_metrics,
     resolve_trial_fn,
+    timeout_reason,
     valid_record,
 )
-from costbench.measure.environment import usable_cores
 from costbench.record import make_record, utc_now
+from costbench.resources import gpu_count, plan_resources
 from costbench.spec import Trial
 
 # Imported once, in the forkserver, so that no trial pays for them: torch, torch._dynamo (the first
@@ -50,59 +54,27 @@ PRELOAD = ("torch", "torch._dynamo", __name__, "costbench.trial", "costbench.dat
            "costbench.train", "costbench.evaluate", "costbench.precision", "costbench.measure.latency",
            "costbench.measure.memory", "costbench.measure.energy", "costbench.measure.cost")
 GRACE_S = 3.0  # between SIGTERM and SIGKILL when a trial is ended
-
-
-# ----------------------------------------------------------------------------------- worker plan
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """How many trials run at once and with how many torch threads each, and why if it was changed."""
-
-    workers: int
-    threads: int
-    notes: list[str] = field(default_factory=list)
-
-
-def plan_workers(trials: Sequence[Trial], workers: int | None = None, threads: int | None = None, *,
-                 cores: int | None = None, gpus: int | None = None) -> WorkerPlan:
-    """Defaults: CUDA trials one worker per GPU, CPU trials one per core with one thread each.
-
-    Workers × threads never exceeds the cores: oversubscribed trials slow each other down and their
-    timings stop meaning anything, so ``workers`` is lowered and a note says so. A trial's own
-    ``threads`` setting is respected (never substituted) and counts against the cores.
-    """
-    cores = cores or usable_cores() or 1
-    if gpus is None:
-        gpus = _gpu_count(trials)
-    all_cuda = bool(trials) and all(_on_gpu(t.config["device"], gpus) for t in trials)
-    default_workers = max(1, gpus or 0) if all_cuda else cores
-    if threads is None:
-        threads = max(1, cores // (workers or default_workers)) if all_cuda else 1
-    asked = workers or default_workers
-    widest = max([t.config.get("threads") or threads for t in trials] or [threads])
-    fit = max(1, cores // widest)
-    notes = []
-    if asked > fit:
-        if workers is not None:
-            notes.append(f"--workers {workers} with {widest} thread(s) each needs {workers * widest} cores but "
-                         f"{cores} are usable: running {fit} worker(s)")
-        asked = fit
-    if widest > cores:
-        notes.append(f"trials ask for {widest} threads but only {cores} cores are usable; their timings "
-                     "include oversubscription")
-    return WorkerPlan(workers=max(1, min(asked, len(trials) or 1)), threads=threads, notes=notes)
+START_GRACE_S = 60.0  # the most a trial's process may take to start before its timeout counts it
 
 
 def start_forkserver(trial_fn: str = TRIAL_FUNCTION) -> Any:
     """The forkserver context, its server started once per driver with PRELOAD and the trial's module.
 
     Starting returns at once; the server imports in the background, so calling this early hides the
-    import time behind the driver's own work.
+    import time behind the driver's own work. The server starts with SIGINT ignored: a Ctrl-C reaches
+    the whole process group, and the driver alone decides what it means (a server still importing
+    torch would otherwise print a KeyboardInterrupt traceback of its own).
     """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([*PRELOAD, trial_fn.partition(":")[0]])
-    forkserver.ensure_running()
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
+        forkserver.ensure_running()
+        return ctx
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # an ignored signal stays ignored across exec
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return ctx
 
 
@@ -121,7 +93,8 @@ class _Job:
 
 
 def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
-    """Runs in the trial's process: send ('ready'), ('phase', p)..., then ('result', r) or ('error', e)."""
+    """Runs in the trial's process: send ('ready'), ('phase', p) and ('partial', metrics) as they come,
+    then ('result', r) or ('error', e)."""
     entered = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the driver decides
     threading.Thread(target=_die_with_driver, args=(lifeline,), daemon=True, name="costbench-lifeline").start()
@@ -136,7 +109,8 @@ def _child_main(job: _Job, conn: Connection, lifeline: Connection) -> None:
         torch.set_num_threads(threads)
         conn.send(("ready", entered, threads))
         fn = resolve_trial_fn(job.trial_fn)
-        record = fn(job.trial, on_phase=lambda phase: conn.send(("phase", str(phase))))
+        record = call_trial_fn(fn, job.trial, on_phase=lambda phase: conn.send(("phase", str(phase))),
+                               on_partial=lambda metrics: conn.send(("partial", partial_metrics(metrics))))
         conn.send(("result", record))
     except BaseException as exc:  # every way a trial can fail becomes its record
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -187,6 +161,18 @@ class _Running:
     threads: int | None = None
     outcome: tuple[str, Any] | None = None  # ('result', record) or ('error', info)
     closed: bool = False
+    partial: dict[str, Any] = field(default_factory=dict)  # metrics the trial reported before its end
+    lock: LockWait = field(default_factory=LockWait)
+
+    def overdue(self, now: float) -> bool:
+        return self.deadline is not None and not self.lock.waiting and now >= self.deadline
+
+    def on_phase(self, phase: str, now: float) -> None:
+        """A wait for the latency lock stops the timeout clock until the next phase."""
+        waited = self.lock.phase(phase, now)
+        if self.deadline is not None:
+            self.deadline += waited
+        self.phase = phase
 
 
 class LocalExecutor(Executor):
@@ -225,8 +211,8 @@ class LocalExecutor(Executor):
             self._lifeline = None
 
     def run(self, trials: Sequence[Trial]) -> Iterator[TrialEvent]:
-        plan = plan_workers(trials, self.workers, self.threads)
-        gpus = _gpu_count(trials)
+        plan = plan_resources(trials, self.workers, self.threads)
+        gpus = gpu_count(trials)
         ctx = start_forkserver(self.trial_fn)
         self._close_lifeline()
         lifeline, self._lifeline = ctx.Pipe(duplex=False)  # we hold the sending end until close()
@@ -279,7 +265,8 @@ class LocalExecutor(Executor):
         launched = time.monotonic()
         process.start()
         child_conn.close()
-        deadline = launched + self.trial_timeout if self.trial_timeout else None
+        # until the trial says it is ready, the forkserver may still be importing torch (seconds, once)
+        deadline = launched + self.trial_timeout + START_GRACE_S if self.trial_timeout else None
         return _Running(trial=trial, process=process, conn=parent_conn, log_path=log_path, launched=launched,
                         started_at=utc_now(), deadline=deadline)
 
@@ -289,7 +276,7 @@ class LocalExecutor(Executor):
             handles.append(job.process.sentinel)
             if not job.closed:
                 handles.append(job.conn)
-        deadlines = [job.deadline for job in running if job.deadline is not None]
+        deadlines = [job.deadline for job in running if job.deadline is not None and not job.lock.waiting]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         ready = wait(handles, timeout)
         if self._wake_r in ready:
@@ -313,9 +300,13 @@ class LocalExecutor(Executor):
             kind = message[0]
             if kind == "ready":
                 job.ready, job.threads = message[1], message[2]
+                if self.trial_timeout:  # the clock runs from the trial's start, not the forkserver's imports
+                    job.deadline = job.ready + self.trial_timeout
             elif kind == "phase":
-                job.phase = message[1]
+                job.on_phase(message[1], time.monotonic())
                 yield TrialEvent("phase", job.trial.id, phase=job.phase)
+            elif kind == "partial":
+                job.partial.update(message[1])
             else:
                 job.outcome = (kind, message[1])
 
@@ -335,26 +326,29 @@ class LocalExecutor(Executor):
             job.process.join()
             tail = _tail(job.log_path, lines=200)
             record = self._failed(job, _death(job.process.exitcode, tail), {"output_tail": tail[-TAIL_LINES:]})
-        elif job.deadline is not None and time.monotonic() >= job.deadline:
+        elif job.overdue(time.monotonic()):
             self._end([job])
-            where = f" (in phase '{job.phase}')" if job.phase else ""
-            record = self._failed(job, f"timeout after {self.trial_timeout:g} s{where}",
+            record = self._failed(job, timeout_reason(job.phase, self.trial_timeout),
                                   {"output_tail": _tail(job.log_path)})
         else:
             return None
         job.conn.close()
+        job.lock.stop(time.monotonic())  # a wait the trial never ended counts up to now
         record["concurrent_trials"] = job.concurrent
         record.setdefault("details", {})["harness"] = {
             "executor": self.name,
             "process_start_s": None if job.ready is None else round(job.ready - job.launched, 4),
             "threads": job.threads,
             "trial_wall_s": round(time.monotonic() - job.launched, 4),
+            "lock_wait_s": round(job.lock.total_s, 4),
         }
         return record
 
     def _failed(self, job: _Running, reason: str, details: dict[str, Any]) -> dict[str, Any]:
+        """A failed record that keeps what the trial measured before it ended (``on_partial``)."""
         record = make_record(job.trial.to_json(), "failed", reason=reason, details=details,
-                             started_at=job.started_at, concurrent_trials=job.concurrent)
+                             metrics=dict(job.partial), started_at=job.started_at,
+                             concurrent_trials=job.concurrent)
         record["pid"] = job.process.pid
         return record
 
@@ -370,19 +364,6 @@ class LocalExecutor(Executor):
                 job.process.kill()
                 job.process.join()
             job.conn.close()
-
-
-def _on_gpu(device: str, gpus: int) -> bool:
-    return device.startswith("cuda") or (device == "auto" and gpus > 0)
-
-
-def _gpu_count(trials: Sequence[Trial]) -> int:
-    """GPUs on this machine, asked only when some trial may use one (the query imports torch)."""
-    if not any(t.config["device"].startswith("cuda") or t.config["device"] == "auto" for t in trials):
-        return 0
-    from costbench.measure.environment import cuda_device_count
-
-    return cuda_device_count()
 
 
 def _death(exitcode: int | None, tail: list[str]) -> str:

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -28,9 +28,13 @@ from costbench.executors.base import (
     TAIL_LINES,
     TRIAL_FUNCTION,
     Executor,
+    LockWait,
     TrialEvent,
+    call_trial_fn,
     invalid_record_reason,
+    partial_metrics,
     resolve_trial_fn,
+    timeout_reason,
     valid_record,
 )
 from costbench.record import make_record, utc_now
@@ -43,7 +47,7 @@ REASON_CHARS = 500  # Ray's messages can run to pages; a record's reason stays o
 
 @ray.remote(num_cpus=0)
 class _NoteBoard:
-    """Collects notes from running trials (started on which host and node, phases) for the driver."""
+    """Collects notes from running trials (started on which host and node, phases, partial metrics)."""
 
     def __init__(self) -> None:
         self._notes: list[tuple[str, str, Any]] = []
@@ -64,7 +68,9 @@ def _run_trial_task(trial: dict[str, Any], trial_fn: str, board: Any, submitted:
     with contextlib.suppress(RayError):  # waited for, so even a crash says where it ran
         ray.get(board.note.remote(trial["id"], "started", where))
     function = resolve_trial_fn(trial_fn)
-    record = function(trial, on_phase=lambda phase: board.note.remote(trial["id"], "phase", str(phase)))
+    record = call_trial_fn(
+        function, trial, on_phase=lambda phase: board.note.remote(trial["id"], "phase", str(phase)),
+        on_partial=lambda metrics: board.note.remote(trial["id"], "partial", partial_metrics(metrics)))
     return record, round(waited, 4)
 
 
@@ -80,6 +86,9 @@ class _Running:
     pid: int | None = None
     node: str | None = None
     concurrent: int = 1
+    phase: str | None = None
+    partial: dict[str, Any] = field(default_factory=dict)
+    lock: LockWait = field(default_factory=LockWait)  # as noted here, so to within a poll of the driver
 
 
 class RayExecutor(Executor):
@@ -182,7 +191,11 @@ class RayExecutor(Executor):
                     other.concurrent = max(other.concurrent, len(on_host))
             yield from self._mark_started(job)
             if kind == "phase":
+                job.lock.phase(value, time.monotonic())
+                job.phase = value
                 yield TrialEvent("phase", trial_id, phase=value)
+            elif kind == "partial" and isinstance(value, dict):
+                job.partial.update(value)
 
     def _mark_started(self, job: _Running) -> Iterator[TrialEvent]:
         """A 'started' event once per trial, before any of its phases or its end."""
@@ -191,15 +204,16 @@ class RayExecutor(Executor):
             yield TrialEvent("started", job.trial.id)
 
     def _end_overdue(self) -> Iterator[TrialEvent]:
-        """Kill trials running longer than ``trial_timeout`` and report them failed."""
+        """Kill trials running longer than ``trial_timeout`` (lock waits not counted) and report them failed."""
         if self.trial_timeout is None:
             return
         now = time.monotonic()
         for ref, job in list(self._refs.items()):
-            if job.started is not None and now - job.started > self.trial_timeout:
+            if job.started is not None and not job.lock.waiting and \
+                    now - job.started - job.lock.total_s > self.trial_timeout:
                 ray.cancel(ref, force=True)
                 del self._refs[ref]
-                record = self._failed(job, f"timeout after {self.trial_timeout:g} s", {})
+                record = self._failed(job, timeout_reason(job.phase, self.trial_timeout), {})
                 yield TrialEvent("finished", job.trial.id, record=self._with_harness(record, job, None))
 
     def _outcome(self, ref: Any, job: _Running) -> dict[str, Any]:
@@ -224,13 +238,14 @@ class RayExecutor(Executor):
 
     def _failed(self, job: _Running, reason: str, details: dict[str, Any]) -> dict[str, Any]:
         record = make_record(job.trial.to_json(), "failed", reason=reason, details=details,
-                             started_at=job.started_at)
+                             metrics=dict(job.partial), started_at=job.started_at)
         if job.host is not None:
             record["host"], record["pid"] = job.host, job.pid  # where it ran, not the driver
         return record
 
     def _with_harness(self, record: dict[str, Any], job: _Running, waited: float | None) -> dict[str, Any]:
         """What the executor saw, as the local executor reports it, plus where Ray ran the trial."""
+        job.lock.stop(time.monotonic())
         record["concurrent_trials"] = job.concurrent
         record.setdefault("details", {})["harness"] = {
             "executor": self.name,
@@ -238,6 +253,7 @@ class RayExecutor(Executor):
             "node": job.node,
             "submit_to_start_s": waited,  # queueing, worker process start and imports
             "trial_wall_s": None if job.started is None else round(time.monotonic() - job.started, 4),
+            "lock_wait_s": round(job.lock.total_s, 4),
         }
         return record
 

@@ -61,7 +61,7 @@ def gpu_info() -> list[dict[str, Any]]:
         return []
     import torch
 
-    driver = _nvidia_smi("driver_version")
+    driver, uuids = _nvidia_smi("driver_version"), _nvidia_smi("uuid")
     gpus = []
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)
@@ -71,6 +71,7 @@ def gpu_info() -> list[dict[str, Any]]:
             "memory_mb": round(props.total_memory / 2**20),
             "capability": f"{props.major}.{props.minor}",
             "driver": driver[i] if i < len(driver) else None,
+            "uuid": uuids[i] if i < len(uuids) else None,
             "cuda": torch.version.cuda,
         })
     return gpus
@@ -137,3 +138,22 @@ def collect_environment() -> dict[str, Any]:
         "thread_settings": thread_settings(),
         "versions": library_versions(),
     }
+
+
+def trial_environment() -> dict[str, Any]:
+    """The environment as a trial process sees it, collected inside that process: the machine, software
+    and the threads in effect (the resource plan applied). Host-stable fields only, so equal machines
+    give equal ``env_id``s; run-specific facts (pid, times) stay in the record."""
+    env = dict(collect_environment())
+    env.pop("python_executable", None)
+    env.update(thread_settings=thread_settings(), torch_threads=thread_settings()["torch_threads"],
+               torch_interop_threads=thread_settings()["torch_interop_threads"], governor=cpu_governor())
+    return env
+
+
+def cpu_governor() -> str | None:
+    """The CPU frequency governor of core 0 where Linux exposes it ('performance', 'powersave', ...)."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None

@@ -3,7 +3,8 @@
 How (every choice below is recorded in the result, so a reader can tell how a number was made):
 
 - Inputs are real rows of the split, cut into up to ``MAX_DISTINCT_BATCHES`` distinct batches per batch
-  size and staged on the device beforehand; calls cycle through them. Host-to-device copies are not
+  size and staged beforehand by the serving runtime's ``stage`` (torch tensors on the device, a numpy
+  matrix for a tree library); calls cycle through them. Host-to-device copies are not
   in the latency: it times the served model, not the transport.
 - Warm-up: the first (cold) call is timed and reported on its own; then chunks of ``serve.warmup``
   calls run until two chunk medians agree within ``STABLE_TOLERANCE`` (at most ``MAX_WARMUP_CHUNKS``).
@@ -54,17 +55,28 @@ PROBE_REPS = 50
 
 Inputs = tuple[torch.Tensor, ...]
 TimedCall = Callable[[Callable[..., Any], Inputs], float]
+Stage = Callable[[Split, Any], Inputs]  # rows of a split -> the serving runtime's inputs
 
 
 @contextmanager
-def latency_lock(path: Path | None = None) -> Iterator[float]:
-    """Hold the machine-wide latency lock; yields the seconds spent waiting for it."""
+def latency_lock(path: Path | None = None, on_wait: Callable[[], None] | None = None,
+                 on_acquired: Callable[[], None] | None = None) -> Iterator[float]:
+    """Hold the machine-wide latency lock; yields the seconds spent waiting for it. ``on_wait`` is called
+    when another trial holds it (so the executor can stop this trial's timeout clock) and ``on_acquired``
+    once it is ours."""
     lock_path = path or LOCK_PATH
     start = time.perf_counter()
     # read-only + create: any user can lock a file another user created; flock needs no write access
     fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if on_acquired:
+                on_acquired()
         try:
             yield time.perf_counter() - start
         finally:
@@ -106,8 +118,9 @@ def gemm_probe_ms(device: torch.device, timed: TimedCall, reps: int = PROBE_REPS
     return statistics.median(timed(torch.mm, (a, b)) for _ in range(reps))
 
 
-def staged_batches(split: Split, batch: int, device: torch.device) -> list[Inputs]:
-    """Distinct batches of real rows, on the device; rows wrap around when the split is smaller."""
+def staged_batches(split: Split, batch: int, device: torch.device, stage: Stage | None = None) -> list[Inputs]:
+    """Distinct batches of real rows, staged as the serving runtime takes them (default: torch tensors
+    on the device); rows wrap around when the split is smaller."""
     rows = len(split)
     if rows == 0:
         raise ValueError("cannot measure latency on an empty split")
@@ -115,7 +128,8 @@ def staged_batches(split: Split, batch: int, device: torch.device) -> list[Input
     batches = []
     for i in range(count):
         index = (torch.arange(batch) + i * batch) % rows
-        batches.append(tuple(t[index].contiguous().to(device) for t in split.inputs()))
+        batches.append(stage(split, index) if stage else tuple(t[index].contiguous().to(device)
+                                                               for t in split.inputs()))
     return batches
 
 
@@ -155,7 +169,9 @@ def summarize(samples_ms: Sequence[float], round_p50s_ms: Sequence[float], batch
 
 
 def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, device: torch.device | str,
-                    *, lock_path: Path | None = None) -> dict[str, Any]:
+                    *, lock_path: Path | None = None, stage: Stage | None = None,
+                    on_wait: Callable[[], None] | None = None,
+                    on_acquired: Callable[[], None] | None = None) -> dict[str, Any]:
     """Time ``fn`` on batches of ``split`` at every ``serve.batch_sizes``; see the module doc for how.
 
     Returns ``{"batch_sizes": {"<b>": {n, p50_ms, p90_ms, p99_ms, p99_upper_ms, mean_ms, std_ms, min_ms,
@@ -170,12 +186,12 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
     calls_per_round = math.ceil(serve.min_calls / serve.rounds)
     seconds_per_round = serve.min_seconds / serve.rounds
     with torch.inference_mode():
-        batches = {b: staged_batches(split, b, device) for b in sizes}
+        batches = {b: staged_batches(split, b, device, stage) for b in sizes}
         meters = {b: EnergyMeter(device) for b in sizes}
         samples: dict[int, list[float]] = {b: [] for b in sizes}
         round_p50s: dict[int, list[float]] = {b: [] for b in sizes}
         seconds = dict.fromkeys(sizes, 0.0)
-        with latency_lock(lock_path) as lock_wait_s:
+        with latency_lock(lock_path, on_wait, on_acquired) as lock_wait_s:
             load_before = os.getloadavg()[0]
             probe_before = gemm_probe_ms(device, timed)
             warm = {b: _warm_up(fn, batches[b], timed, serve.warmup) for b in sizes}

@@ -1,7 +1,13 @@
-"""Everything a report shows, computed once from a run directory; the writers only format it."""
+"""Everything a report shows, computed once from a run directory; the writers only format it.
+
+The report reads only the run directory (run.json, trials.jsonl, environments/): it never imports torch
+and never re-expands the sweep, so it is fast and shows what the run recorded, not what the code would
+do today.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +16,25 @@ from typing import Any
 import numpy as np
 
 from costbench.errors import UserError
-from costbench.pareto import PICK_RULE, Objective, compute_fronts
+from costbench.pareto import DEFAULT_TIE_TOLERANCE, Objective, pick_rule
+from costbench.record import metric_unit
 from costbench.report.filters import Condition, apply_where, check_name, group_value, parse_where
 from costbench.report.planner import Plan, parse_slo, parse_traffic, plan_serving
+from costbench.report.plots import Plot, plan_plots
+from costbench.report.ranking import number, rank_rows
 from costbench.report.rows import FLAGS, Row, add_quality, aggregate, status_counts
-from costbench.spec import DEFAULT_OBJECTIVES, load_sweep, parse_objective
+from costbench.report.rundir import (
+    RunInfo,
+    newer_records,
+    read_environments,
+    read_run_info,
+    record_env_key,
+)
+from costbench.spec import canonical_json, parse_objective
 from costbench.store import SWEEP_FILE, TRIALS_FILE, latest_records, read_records
+
+# A model-only memory objective of a run made before costbench recorded it falls back to this.
+MEMORY_FALLBACK = {"model_train_mem_mb": "train_mem_delta_mb", "model_serve_mem_mb": "serve_peak_mem_mb"}
 
 
 @dataclass
@@ -28,13 +47,18 @@ class Report:
     by: str | None
     where: list[Condition]
     rows: list[Row]  # after --where, front members first
-    records: list[dict[str, Any]]  # the latest record of every trial, any status
+    records: list[dict[str, Any]]  # the latest record of every trial ranked, any status
     axes: list[str]
     summary: list[str]  # what a reader must know: counts, what was left out, the rules used
     warnings: list[str]
+    description: str = ""
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # records of an earlier sweep version, not ranked
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)  # env key -> environment
     plans: list[Plan] | None = None
     plan_title: str = ""
-    plots: dict[str, Path] = field(default_factory=dict)
+    plots: list[Plot] = field(default_factory=list)
+    suffix: str = ""  # "" for the main files, "-where-<slug>" for a filtered report
+    tie_tolerance: float = DEFAULT_TIE_TOLERANCE
 
     @property
     def front(self) -> list[Row]:
@@ -43,6 +67,15 @@ class Report:
     @property
     def repeats(self) -> bool:
         return any(r.n > 1 for r in self.rows)
+
+    @property
+    def pick(self) -> Row | None:
+        return next((r for r in self.rows if r.pick), None)
+
+    @property
+    def not_ok(self) -> list[dict[str, Any]]:
+        """Failed and skipped records, with their reasons, in file order."""
+        return [r for r in self.records if r.get("status") != "ok"]
 
 
 def parse_objectives(text: str | None, default: Sequence[str]) -> list[Objective]:
@@ -59,19 +92,33 @@ def parse_objectives(text: str | None, default: Sequence[str]) -> list[Objective
     return objectives
 
 
+def where_suffix(where: Sequence[str]) -> str:
+    """'-where-p99_ms-le-20' for --where "p99_ms<=20": a filtered report never overwrites the main files."""
+    if not where:
+        return ""
+    words = {"<=": "-le-", ">=": "-ge-", "==": "-eq-", "!=": "-ne-", "<": "-lt-", ">": "-gt-"}
+    text = "-and-".join(re.sub(r"<=|>=|==|!=|<|>", lambda m: words[m.group(0)], w.replace(" ", "")) for w in where)
+    slug = re.sub(r"[^A-Za-z0-9_.@-]+", "_", text).replace("@", "_at_").strip("-_")
+    return f"-where-{slug[:80]}"
+
+
 def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str | None = None,
                  where: Sequence[str] = (), min_quality: float = 0.99, traffic: str | None = None,
-                 slo_p99: str | None = None, retrains_per_month: float = 0.0) -> Report:
+                 slo_p99: str | None = None, retrains_per_month: float = 0.0, all_records: bool = False,
+                 tie_tolerance: float = DEFAULT_TIE_TOLERANCE) -> Report:
     """Read a run (complete or interrupted) and rank its trials; see ReportOptions for the arguments."""
     run_dir = Path(run_dir)
-    if not (run_dir / TRIALS_FILE).exists() and not (run_dir / SWEEP_FILE).exists():
-        what = "no such directory" if not run_dir.is_dir() else f"no {TRIALS_FILE} or {SWEEP_FILE} here"
+    if not (run_dir / TRIALS_FILE).exists() and not (run_dir / SWEEP_FILE).exists() \
+            and not (run_dir / "run.json").exists():
+        what = "no such directory" if not run_dir.is_dir() else f"no run.json, {TRIALS_FILE} or {SWEEP_FILE} here"
         raise UserError(f"{what}; give a run directory written by `costbench sweep` (e.g. results/quickstart)",
                         where=str(run_dir))
     if not 0 < min_quality <= 1:
         raise UserError(f"--min-quality {min_quality:g} must be a share in (0, 1], e.g. 0.99")
     if retrains_per_month < 0:
         raise UserError(f"--retrains-per-month {retrains_per_month:g} must be >= 0")
+    if not 0 <= tie_tolerance < 1:
+        raise UserError(f"--tie-tolerance {tie_tolerance:g} must be in [0, 1), e.g. 0.001 (AUC)")
     if (traffic is None) != (slo_p99 is None):
         raise UserError("the serving planner needs both --traffic and --slo-p99, e.g. --traffic 50M/day "
                         "--slo-p99 20ms")
@@ -79,14 +126,18 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     slo_ms = parse_slo(slo_p99) if slo_p99 is not None else None
 
     raw_records, warnings = read_records(run_dir)
-    records = list(latest_records(raw_records).values())
-    name, default_objectives, expected, sweep_axes, sweep_note = _read_sweep(run_dir)
-    if sweep_note:
-        warnings.append(sweep_note)
-    goals = parse_objectives(objectives, default_objectives)
+    info = read_run_info(run_dir)
+    warnings += info.notes
+    if note := newer_records(raw_records):
+        warnings.append(note)
+    latest = list(latest_records(raw_records).values())
+    current, earlier = _split_versions(latest, info)
+    records = latest if all_records else current
 
     rows = aggregate(records)
     add_quality(rows, min_quality)
+    goals = parse_objectives(objectives, info.objectives)
+    goals, memory_notes = _memory_fallback(goals, rows)
     for goal in goals:
         check_name(goal.metric, rows, f"objective '{goal}'")
         if rows and all(r.metrics.get(goal.metric) is None for r in rows):
@@ -98,19 +149,19 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     shown, filtered = apply_where(rows, conditions)
     for row in shown:
         row.by = group_value(row, by) if by is not None else None
-    values = np.array([[_number(r.metrics.get(o.metric)) for o in goals] for r in shown], dtype=float)
-    fronts = compute_fronts(values.reshape(len(shown), len(goals)), goals,
-                            groups=[r.by for r in shown] if by is not None else None,
-                            pick_candidates=np.array([not {"below-twin", "low-quality"} & set(r.flags)
-                                                      for r in shown], dtype=bool))
-    for i, row in enumerate(shown):
-        row.rank, row.tie, row.pick = int(fronts.rank[i]), bool(fronts.tie[i]), bool(fronts.pick[i])
+    missing_objective = rank_rows(shown, goals, by, tie_tolerance)
     shown = _front_first(shown, goals)
 
-    axes = sweep_axes or list(dict.fromkeys(k for r in records for k in r.get("axes") or {}))
-    report = Report(run_dir=run_dir, name=name or run_dir.name, objectives=goals, by=by, where=conditions,
-                    rows=shown, records=records, axes=axes, summary=[], warnings=warnings)
-    report.summary = _summary(report, expected, filtered, fronts.missing, min_quality)
+    environments, env_notes = read_environments(run_dir, [k for r in records if (k := record_env_key(r))])
+    warnings += env_notes + _mixed(shown, by)
+    axes = info.axes or list(dict.fromkeys(k for r in records for k in r.get("axes") or {}))
+    report = Report(run_dir=run_dir, name=info.name or run_dir.name, objectives=goals, by=by, where=conditions,
+                    rows=shown, records=records, axes=axes, summary=[], warnings=warnings,
+                    description=info.description, earlier=[] if all_records else earlier,
+                    environments=environments, suffix=where_suffix(where), tie_tolerance=tie_tolerance)
+    report.plots, plot_notes = plan_plots(shown, goals, report.suffix)
+    report.summary = _summary(report, info, len(earlier) if all_records else 0, filtered, missing_objective,
+                              min_quality) + memory_notes + plot_notes
     if rate is not None and slo_ms is not None:
         report.plans = plan_serving(report.front, rate, slo_ms, retrains_per_month)
         report.plan_title = (f"Serving plan: {traffic} (average {rate:,.1f} rows/s), p99 <= {slo_ms:g} ms, "
@@ -118,21 +169,53 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     return report
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
+def _split_versions(records: list[dict[str, Any]], info: RunInfo) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records of the sweep as it now stands, and those of an earlier version (each with why it is not current)."""
+    if info.trial_ids is None:
+        return records, []
+    wanted = set(info.trial_ids)
+    current = [r for r in records if r["id"] in wanted]
+    by_config = {canonical_json(r.get("config")): r for r in current}
+    earlier = []
+    for record in records:
+        if record["id"] in wanted:
+            continue
+        twin = by_config.get(canonical_json(record.get("config")))
+        if twin is not None and twin.get("data_id") != record.get("data_id"):
+            why = f"data changed (fingerprint {record.get('data_id') or 'n/a'}, now {twin.get('data_id') or 'n/a'})"
+        else:
+            why = "configuration no longer in the sweep"
+        earlier.append({**record, "why_not_ranked": why})
+    return current, earlier
 
 
-def _read_sweep(run_dir: Path) -> tuple[str | None, list[str], set[str] | None, list[str], str | None]:
-    """Name, objectives, expected trial ids and axes from the run's resolved sweep file, if it has one."""
-    path = run_dir / SWEEP_FILE
-    if not path.exists():
-        return None, DEFAULT_OBJECTIVES, None, [], f"{path} not found: the number of missing trials is unknown"
-    try:
-        sweep = load_sweep(path)
-    except UserError as exc:
-        return None, DEFAULT_OBJECTIVES, None, [], f"cannot read the run's sweep file ({exc}); " \
-            "missing trials are not counted"
-    return sweep.spec.name, list(sweep.spec.objectives), {t.id for t in sweep.trials}, sweep.axes, None
+def _memory_fallback(goals: list[Objective], rows: list[Row]) -> tuple[list[Objective], list[str]]:
+    """A model-only memory objective that no record has (an older run) falls back to its nearest figure."""
+    notes = []
+    resolved = []
+    for goal in goals:
+        fallback = MEMORY_FALLBACK.get(goal.metric)
+        if fallback and rows and all(r.metrics.get(goal.metric) is None for r in rows) \
+                and any(r.metrics.get(fallback) is not None for r in rows):
+            notes.append(f"{goal.metric} not recorded (run made by costbench < 0.2): ranking on {fallback} "
+                         "instead, the closest figure of the model's own memory it has")
+            goal = Objective(fallback, goal.direction)
+        resolved.append(goal)
+    if any(g.metric in ("train_peak_mem_mb", "serve_peak_mem_mb") for g in resolved):
+        baselines = [v for r in rows if (v := r.metrics.get("process_baseline_mem_mb")) is not None]
+        what = f" ({min(baselines):,.0f}-{max(baselines):,.0f} MB here)" if baselines else ""
+        notes.append(f"a *_peak_mem_mb objective includes the process baseline{what}: interpreter, torch and "
+                     "libraries, not the model; model_train_mem_mb is the model's own")
+    return resolved, notes
+
+
+def _mixed(rows: list[Row], by: str | None) -> list[str]:
+    """Warnings when the rows compared ran on different machines or software."""
+    envs = sorted({r.env_id for r in rows if r.env_id})
+    if len(envs) > 1 and by != "env_id":
+        return [f"the trials compared ran in {len(envs)} different environments ({', '.join(envs)}); "
+                "compare within each with --by env_id"]
+    return []
 
 
 def _front_first(rows: list[Row], goals: list[Objective]) -> list[Row]:
@@ -140,7 +223,7 @@ def _front_first(rows: list[Row], goals: list[Objective]) -> list[Row]:
     first = goals[0]
 
     def key(row: Row) -> tuple[Any, ...]:
-        value = _number(row.metrics.get(first.metric))
+        value = number(row.metrics.get(first.metric))
         best = -value if first.direction == "max" else value
         return (groups.index(row.by), row.rank == 0, row.rank, not row.pick,
                 np.inf if np.isnan(best) else best)
@@ -148,22 +231,25 @@ def _front_first(rows: list[Row], goals: list[Objective]) -> list[Row]:
     return sorted(rows, key=key)
 
 
-def _summary(report: Report, expected: set[str] | None, filtered: int, missing_objective: dict[str, int],
-             min_quality: float) -> list[str]:
+def _summary(report: Report, info: RunInfo, included_earlier: int, filtered: int,
+             missing_objective: dict[str, int], min_quality: float) -> list[str]:
     counts = status_counts(report.records)
     recorded = {r["id"] for r in report.records}
     line = (f"{len(report.records)} trial(s) recorded: {counts.get('ok', 0)} ok, {counts.get('failed', 0)} "
             f"failed, {counts.get('skipped', 0)} skipped")
-    if expected is not None:
-        if report.records and not recorded & expected:
-            line += "; their ids do not match the run's sweep file (edited since?), so missing trials are unknown"
-        else:
-            missing = len(expected - recorded)
-            line = f"{len(expected)} trial(s) in the sweep, " + line
-            if missing:
-                line += (f"; {missing} missing (the run was interrupted or is still going: "
-                         "`costbench sweep` on the same file resumes it)")
+    if info.trial_ids is not None:
+        missing = len(set(info.trial_ids) - recorded)
+        line = f"{len(info.trial_ids)} trial(s) in the sweep, " + line
+        if missing:
+            line += (f"; {missing} missing (the run was interrupted or is still going: "
+                     "`costbench sweep` on the same file resumes it)")
     lines = [line]
+    if report.earlier:
+        lines.append(f"{len(report.earlier)} record(s) from an earlier version of this sweep are not ranked; "
+                     "--all-records includes them")
+    if included_earlier:
+        lines.append(f"--all-records: {included_earlier} record(s) from an earlier version of this sweep are "
+                     "ranked with the current ones")
     left = [f"{counts[s]} {s}" for s in ("failed", "skipped") if counts.get(s)]
     if filtered:
         left.append(f"{filtered} filtered out by --where {' and '.join(c.text for c in report.where)}")
@@ -174,8 +260,12 @@ def _summary(report: Report, expected: set[str] | None, filtered: int, missing_o
         lines.append("each row is the mean over its repeats (n); ± is the sample standard deviation")
     lines.append("objectives: " + ", ".join(str(o) for o in report.objectives)
                  + (f"; one front per {report.by}" if report.by else ""))
-    lines.append(PICK_RULE + "; trials flagged below-twin or low-quality are not picked when another "
-                 "front member passes")
+    first = report.objectives[0].metric
+    unit = metric_unit(first)
+    lines.append(pick_rule(first + (f" ({unit})" if unit else ""), report.tie_tolerance)
+                 + "; trials flagged below-twin or low-quality are never picked")
+    if report.rows and report.pick is None:
+        lines.append("no recommended pick: no front member passes the quality gates (below-twin, low-quality)")
     flags = dict(FLAGS)
     flags["low-quality"] = flags["low-quality"].replace("--min-quality", f"--min-quality {min_quality:g}")
     used = {f for r in report.rows for f in r.flags}

@@ -1,6 +1,7 @@
 """Naming a field of a row (--by, --where) and filtering rows by ``--where "p99_ms<=20"``.
 
-A name is a metric (``p99_ms``, ``p99_ms@256``), a grid axis or a config path (``model.family``).
+A name is a metric (``p99_ms``, ``p99_ms@256``), a grid axis, a config path (``model.family``) or
+``env_id`` / ``data_id`` (the environment and data fingerprint a record names).
 ``precision`` is both a metric and a config key: ``--by`` and text comparisons read the config, numeric
 comparisons the metric; write ``metrics.precision`` or ``config.precision`` to say which.
 """
@@ -22,6 +23,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _CONDITION = re.compile(r"^\s*([A-Za-z_][\w.@]*)\s*(<=|>=|==|!=|<|>)\s*(\S.*?)\s*$")
 _MISSING = object()
+ROW_FIELDS = ("env_id", "data_id")  # what a record says beside its config: --by env_id compares machines
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def known_names(rows: list[Row]) -> list[str]:
     """Every name a row can be asked for: metrics, axes and config paths."""
     names = dict.fromkeys(METRICS)
     for row in rows:
+        names.update(dict.fromkeys(n for n in ROW_FIELDS if getattr(row, n) is not None))
         names.update(dict.fromkeys(row.metrics))
         names.update(dict.fromkeys(row.axes))
         names.update(dict.fromkeys(flatten(row.config)))
@@ -57,6 +60,8 @@ def known_names(rows: list[Row]) -> list[str]:
 
 def field_value(row: Row, name: str, *, numeric: bool) -> Any:
     """The value of ``name`` in a row, or ``_MISSING``; see the module doc for the lookup order."""
+    if name in ROW_FIELDS:
+        return getattr(row, name)
     scope, _, rest = name.partition(".")
     if scope == "metrics" and rest:
         return row.metrics.get(rest, _MISSING)

@@ -73,7 +73,7 @@ class Plan:
 
 def device_hour_usd(row: Row) -> tuple[float | None, str]:
     """One serving device per hour, priced as the trial's training was (measure.cost), or None and why."""
-    from costbench.measure.cost import held_units, unit_hour_usd  # imports torch: only when planning
+    from costbench.measure.cost import held_units, unit_hour_usd  # torch-free; imported only when planning
 
     prices = PricesConfig.model_validate(row.config.get("prices") or {})
     device = str(row.details.get("device") or row.config.get("device") or "cpu")
@@ -112,7 +112,14 @@ def plan_one(row: Row, rate: float, slo_ms: float, retrains: float) -> Plan:
 
 
 def plan_serving(rows: list[Row], rate: float, slo_ms: float, retrains: float = 0.0) -> list[Plan]:
-    """A plan per row, cheapest monthly total first (higher AUC first at equal cost); unpriced last."""
+    """A plan per row, cheapest monthly total first (higher AUC first at equal cost); unpriced last.
+
+    A low-quality row (chance level, far below the best) is planned after every other one, however cheap:
+    the cheapest way to serve a useless model is not an answer.
+    """
     plans = [plan_one(r, rate, slo_ms, retrains) for r in rows]
-    return sorted(plans, key=lambda p: (p.total_usd_month is None, p.total_usd_month or 0.0,
-                                        -(p.row.metrics.get("auc") or 0.0)))
+    for plan in plans:
+        if "low-quality" in plan.row.flags:
+            plan.note = "; ".join(n for n in ("low-quality: listed last, not recommended", plan.note) if n)
+    return sorted(plans, key=lambda p: ("low-quality" in p.row.flags, p.total_usd_month is None,
+                                        p.total_usd_month or 0.0, -(p.row.metrics.get("auc") or 0.0)))

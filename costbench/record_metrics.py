@@ -1,0 +1,119 @@
+"""The one place that turns what a trial measured (typed, with units) into the record's metric names.
+
+Every name written here is documented in ``record.METRICS``; a test checks that. Anything not yet
+measured (a trial ended early) is simply absent, so ``trial_metrics`` also gives the partial metrics a
+timed-out trial keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from costbench.families import Fitted, Served
+from costbench.measure.cost import serve_cost_per_million_usd, train_cost_usd
+from costbench.measure.phase import PhaseCost
+from costbench.spec import TrialConfig
+
+MB = 2**20
+
+
+@dataclass
+class TrialMeasurements:
+    """What a trial has measured so far; phases fill it in order."""
+
+    cfg: TrialConfig
+    device: Any
+    threads: int
+    data: Any
+    fit: Fitted | None = None
+    fit_cost: PhaseCost | None = None
+    served: Served | None = None
+    prepare_cost: PhaseCost | None = None
+    quality: dict[str, float] | None = None
+    latency: dict[str, Any] | None = None
+    serve_cost: PhaseCost | None = None
+
+    @property
+    def gpu_name(self) -> str | None:
+        if getattr(self.device, "type", None) != "cuda":
+            return None
+        import torch
+
+        return torch.cuda.get_device_name(self.device)
+
+
+def trial_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    """Flat metric name -> number (or None = n/a) for everything measured so far."""
+    metrics: dict[str, Any] = {}
+    if m.data.bayes_auc is not None:
+        metrics["bayes_auc"] = m.data.bayes_auc
+    if m.fit is not None and m.fit_cost is not None:
+        metrics.update(_fit_metrics(m))
+    if m.served is not None and m.prepare_cost is not None:
+        metrics.update(_served_metrics(m))
+    if m.quality is not None:
+        metrics.update(m.quality)
+        if m.data.bayes_auc is not None:
+            metrics["auc_gap_to_bayes"] = m.data.bayes_auc - m.quality["auc"]
+    if m.latency is not None:
+        metrics.update(_latency_metrics(m))
+    return metrics
+
+
+def _fit_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    assert m.fit is not None and m.fit_cost is not None
+    summary, cost = m.fit.summary, m.fit_cost
+    seconds = cost.seconds + (m.served.prepare_seconds if m.served is not None else 0.0)
+    return {
+        "val_auc": summary.best_val_auc,
+        "epochs_run": summary.epochs_run,
+        "iterations_run": summary.iterations_run,
+        "params": m.fit.params,
+        "train_seconds": seconds,
+        "train_samples_per_s": summary.samples_per_s,
+        "train_peak_mem_mb": cost.peak_mem_mb,
+        "train_mem_delta_mb": cost.mem_growth_mb,
+        "model_train_mem_mb": cost.mem_growth_mb,
+        "process_baseline_mem_mb": cost.start_mem_mb,
+        "train_peak_reserved_mb": cost.peak_reserved_mb,
+        "train_energy_j": cost.energy_j,
+        **train_cost_usd(seconds, m.device, m.threads, m.gpu_name, m.cfg.prices),
+    }
+
+
+def _served_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    assert m.served is not None and m.prepare_cost is not None
+    size = m.served.size
+    return {
+        "param_bytes": size.param_bytes,
+        "model_bytes": size.model_bytes,
+        "quantize_seconds": m.served.prepare_seconds if m.cfg.precision == "int8" else None,
+        "compile_seconds": m.served.compile_seconds,
+        "prepare_peak_mem_mb": m.prepare_cost.peak_mem_mb,
+    }
+
+
+def _latency_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    """Headline serving metrics at the objective batch size, and every batch size as 'name@batch'."""
+    assert m.latency is not None
+    metrics: dict[str, Any] = {}
+    headline = str(m.cfg.serve.objective_batch_size)
+    for batch, stats in m.latency["batch_sizes"].items():
+        values = {name: stats[name] for name in ("p50_ms", "p90_ms", "p99_ms", "p99_upper_ms", "mean_ms", "cold_ms",
+                                                 "throughput")}
+        values["serve_cost_per_million_usd"] = serve_cost_per_million_usd(
+            stats["throughput"], m.device, m.threads, m.gpu_name, m.cfg.prices)
+        values["serve_energy_per_1k_j"] = stats["energy_per_1k_j"]
+        metrics.update({f"{name}@{batch}": value for name, value in values.items()})
+        if batch == headline:
+            metrics.update(values)
+            rounds = stats["round_p50s_ms"]
+            metrics["round_spread"] = max(rounds) / min(rounds) - 1 if min(rounds) > 0 else None
+    metrics["probe_drift"] = m.latency["probe"]["drift"]
+    if m.serve_cost is not None:
+        metrics["serve_peak_mem_mb"] = m.serve_cost.peak_mem_mb
+        growth = m.serve_cost.mem_growth_mb
+        weights = m.served.size.param_bytes if m.served is not None else None
+        metrics["model_serve_mem_mb"] = None if growth is None or weights is None else weights / MB + growth
+    return metrics
