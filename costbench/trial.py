@@ -115,8 +115,9 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
         from costbench.measure.latency import latency_lock
         from costbench.runtimes.loadgen import run_scenario
 
-        phase(f"scenario {cfg.serve.scenario}")
-        with latency_lock():
+        step = f"scenario {cfg.serve.scenario}"
+        phase(step)
+        with latency_lock(on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase(step)):
             found.scenario = run_scenario(served.predict, served.stage, data.test, cfg.serve)
 
     details = {

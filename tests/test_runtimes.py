@@ -113,7 +113,9 @@ def test_ort_dynamic_int8_quantizes_the_matmuls_and_weighs_less(small) -> None:
     int8 = get_runtime("onnxruntime").serve(fitted, small, cfg, CPU)
     assert int8.info["scheme"] == "ort_dynamic" and int8.info["quantized_ops"]["MatMulInteger"] >= 2
     assert not int8.info["float_matmul_ops"]
-    assert int8.size.param_bytes < fp32.size.param_bytes / 2
+    # every nn.Linear weight is stored in 1 byte instead of 4 (plus a scale and zero point per tensor)
+    linear_weights = sum(m.weight.numel() for m in fitted.model.modules() if isinstance(m, torch.nn.Linear))
+    assert fp32.size.param_bytes - int8.size.param_bytes >= 3 * linear_weights - 64
     rows = slice(0, 64)
     got, want = int8.predict(*int8.stage(small.test, rows)), fp32.predict(*fp32.stage(small.test, rows))
     assert np.corrcoef(got, want)[0, 1] > 0.99, "int8 scores track fp32's"
