@@ -53,12 +53,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "threshold": ("", "max", "the F1-optimal threshold chosen on the validation split"),
     "capture_at_top": ("", "max", "share of all buyers among the top-scored eval.top_fraction rows"),
     "lift_at_top": ("x", "max", "capture_at_top / top_fraction"),
+    "auc_ci_low": ("", "max", "lower end of the test AUC's 95% bootstrap interval (200 replicates)"),
+    "auc_ci_high": ("", "max", "upper end of the test AUC's 95% bootstrap interval"),
+    "capture_at_top_ci_low": ("", "max", "lower end of capture_at_top's 95% bootstrap interval"),
+    "capture_at_top_ci_high": ("", "max", "upper end of capture_at_top's 95% bootstrap interval"),
     "bayes_auc": ("", "max", "best AUC any model could reach on this test split (synthetic data)"),
     "auc_gap_to_bayes": ("", "min", "bayes_auc - auc"),
     "val_auc": ("", "max", "best validation AUC during training"),
     "auc_delta_vs_fp32": ("", "max", "auc minus the auc of this trial's fp32 twin"),
-    "auc_ci_low": ("", "max", "low end of the bootstrap 95% interval of the test AUC"),
-    "auc_ci_high": ("", "max", "high end of the bootstrap 95% interval of the test AUC"),
     # size
     "params": ("", "min", "trainable parameters"),
     "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
@@ -97,6 +99,13 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "throughput": ("rows/s", "max", "rows scored per second"),
     "serve_cost_per_million_usd": ("$", "min", "cost of one million predictions at measured throughput"),
     "serve_energy_per_1k_j": ("J", "min", "energy per 1,000 predictions, where a hardware counter exists"),
+    # MLPerf LoadGen scenarios (serve.scenario)
+    "max_qps_at_slo": ("rows/s", "max", "server scenario: highest Poisson QPS LoadGen calls VALID with p99 <= "
+                       "serve.slo_ms"),
+    "p99_at_slo_ms": ("ms", "min", "server scenario: LoadGen's p99 at max_qps_at_slo"),
+    "serve_cost_per_million_at_slo_usd": ("$", "min", "cost of one million predictions served at max_qps_at_slo"),
+    "offline_qps": ("rows/s", "max", "offline scenario: LoadGen's samples per second"),
+    "single_stream_p90_ms": ("ms", "min", "single-stream scenario: LoadGen's 90th percentile latency"),
     "probe_drift": ("", "min", "relative change of the GEMM probe across the latency phase (noise)"),
     "round_spread": ("", "min", "max / min - 1 of the per-round p50s at the headline batch size (noise)"),
 }

@@ -75,8 +75,9 @@ class TreeFamily(Family):
             raise TrialSkipped(f"model family {self.name} needs the {self.package} package: {INSTALL_HINT}")
         if cfg.precision != "fp32":
             raise TrialSkipped(f"{self.name} trains and predicts in fp32 only: it has no {cfg.precision} path")
-        if cfg.serve.compile:
-            raise TrialSkipped(f"serve.compile is torch.compile; {self.name} serves through its own predict")
+        if cfg.serve.runtime != "eager":
+            raise TrialSkipped(f"serve.runtime {cfg.serve.runtime} serves PyTorch models; {self.name} serves "
+                               "through its own in-process predict (serve.runtime: eager)")
         if device.type == "cuda" and not GPU_TRAINING.get(self.name):
             raise TrialSkipped(f"device {device}: {NO_GPU_REASON[self.name]}")
 
