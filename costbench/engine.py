@@ -130,7 +130,10 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
             write_run_file(run_dir, sweep, trials, settings)
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
-            outcome = _run(executor, todo, store, counts, options, console, tracker) if executor else _Outcome()
+            if executor is not None and sweep.spec.search is not None:  # Optuna picks which of `todo` run
+                outcome = _search(sweep, trials, executor, store, counts, options, console, tracker)
+            else:
+                outcome = _run(executor, todo, store, counts, options, console, tracker) if executor else _Outcome()
         finally:
             if executor is not None:
                 executor.close()
@@ -379,6 +382,27 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
                     executor.cancel()
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def _search(sweep: Sweep, trials: list[Trial], executor: Executor, store: RunStore, counts: Counter[str],
+            options: SweepOptions, console: Console, tracker: Any = None) -> _Outcome:
+    """A `search` section: Optuna proposes batches of the remaining grid points, each run as `_run` runs a sweep."""
+    from costbench.search import run_search
+
+    spec, total = sweep.spec, _Outcome()
+
+    def batch(trials: list[Trial]) -> bool:
+        done = _run(executor, trials, store, counts, options, console, tracker)
+        total.ran, total.seconds = total.ran + done.ran, total.seconds + done.seconds
+        total.interrupted = total.interrupted or done.interrupted
+        total.fail_fast_stopped = total.fail_fast_stopped or done.fail_fast_stopped
+        total.disk_full = total.disk_full or done.disk_full
+        return not (done.interrupted or done.fail_fast_stopped or done.disk_full)
+
+    assert spec.search is not None
+    run_search(spec.search, spec.objectives, trials, lambda: latest_records(read_records(store.run_dir)[0]), batch,
+               getattr(executor, "workers", None) or 4)
+    return total
 
 
 @contextmanager
