@@ -137,6 +137,9 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
         finally:
             if executor is not None:
                 executor.close()
+        if sweep.spec.search is not None:  # the sweep is the points searched, not the whole grid
+            recorded = latest_records(read_records(run_dir)[0])
+            write_run_file(run_dir, sweep, [t for t in trials if t.id in recorded], settings)
         if executor is None:
             console.print("nothing to run: every trial of this sweep has a record", highlight=False)
     status = _finish(sweep, run_dir, options, outcome, console, stderr)

@@ -79,6 +79,11 @@ def test_a_search_runs_n_trials_points_and_a_resume_adds_only_new_ones(tmp_path,
     assert result.exit_code == 0, result.output
     after = ids(out)
     assert after[:4] == first and len(after) == 6 == len(set(after)), "2 new points, none run twice"
+    run = json.loads((out / "run.json").read_text())
+    assert sorted(run["trial_ids"]) == sorted(after), "the report ranks the points searched, none 'missing'"
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0 and "6 trial(s) in the sweep, 6 trial(s) recorded: 6 ok" in report.output
+    assert "missing" not in report.output
 
 
 @pytest.mark.slow
