@@ -123,9 +123,10 @@ def test_export_makes_one_run_per_trial_with_metrics_ranks_and_report_files_and_
 
 
 @pytest.mark.slow
-def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path):
+def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
+    monkeypatch.chdir(tmp_path)  # MLflow's own artifact root for a store it creates: ./mlruns
     run = rundirs.write(tmp_path / "run", _records()[:2])
     uri = f"sqlite:///{tmp_path / 'team.db'}"
     result = runner.invoke(app, ["export", "mlflow", str(run), "--tracking-uri", uri, "--experiment", "pricing"])
@@ -133,6 +134,7 @@ def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path):
     assert not (run / "mlflow.db").exists()
     _, children = _children(MlflowClient(uri), "pricing")
     assert sorted(children) == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
+    assert (tmp_path / "mlruns").is_dir() and not (run / "mlartifacts").exists(), "the store decides, not us"
 
 
 @pytest.mark.slow
