@@ -37,7 +37,8 @@ def predict_proba(fn: Callable[..., Any], split: Split, batch_size: int, device:
 
 def evaluate(fn: Callable[..., Any], data: PreparedData, cfg: EvalConfig, device: torch.device,
              stage: Stage | None = None) -> dict[str, float]:
-    """Test-split quality; the F1-optimal threshold is chosen on validation, then applied to test."""
+    """Test-split quality; the F1-optimal threshold is chosen on validation, then applied to test. The
+    bootstrap intervals say how much of an AUC difference between two trials is the test rows' noise."""
     val_y = data.val.label.numpy()
     test_y = data.test.label.numpy()
     threshold = metrics.f1_optimal_threshold(val_y, predict_proba(fn, data.val, cfg.batch_size, device, stage))
@@ -51,4 +52,5 @@ def evaluate(fn: Callable[..., Any], data: PreparedData, cfg: EvalConfig, device
         "threshold": threshold,
         "capture_at_top": metrics.capture_at_top(test_y, proba, cfg.top_fraction),
         "lift_at_top": metrics.lift_at_top(test_y, proba, cfg.top_fraction),
+        **metrics.bootstrap_intervals(test_y, proba, cfg.top_fraction),
     }

@@ -5,6 +5,13 @@ one logit per row, so training, serving and quantization treat all families alik
 (logreg, mlp, dcn) see the session as a bag of viewed categories (mean-pooled embeddings, the classic
 "average of the history" feature); the sequence families (gru, lstm, transformer) read the viewed items
 and categories in order.
+
+Initialisation: category embeddings start small (N(0, 0.1^2)), not at N(0, 1), so they do not drown the
+scaled numeric columns; the output bias is set by ``set_output_bias`` to the training log-odds before
+training, so the first steps learn the ranking rather than the base rate. ``logreg`` is a true
+L2-regularised logistic regression: zero-initialised weights over the numeric columns (optionally their
+piecewise-linear bins) and one-hot categoricals (a 1-wide embedding is a one-hot weight), with the
+penalty ``l2_penalty`` added to the loss by the training loop.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from costbench.data import Schema
+from costbench.num_embeddings import make_numeric_embedding, piecewise_linear
 
 SEQUENCE_FAMILIES = ("gru", "lstm", "transformer")
+EMBEDDING_STD = 0.1
 
 
 def count_params(model: nn.Module) -> int:
@@ -39,6 +48,26 @@ def build_model(hparams: dict[str, Any], schema: Schema) -> nn.Module:
     return tabular[family](hparams, schema)
 
 
+def set_output_bias(model: nn.Module, log_odds: float) -> bool:
+    """Start the model at the base rate: its output layer's bias = the training log-odds. False when the
+    model has no ``out`` linear layer (a family from elsewhere)."""
+    out = getattr(model, "out", None)
+    if not isinstance(out, nn.Linear) or out.bias is None:
+        return False
+    with torch.no_grad():
+        out.bias.fill_(log_odds)
+    return True
+
+
+def _small_embedding(n: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+    emb = nn.Embedding(n, dim, padding_idx=padding_idx)
+    nn.init.normal_(emb.weight, std=EMBEDDING_STD)
+    if padding_idx is not None:
+        with torch.no_grad():
+            emb.weight[padding_idx].zero_()
+    return emb
+
+
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean over the sequence axis of ``values`` [n, L, d] where ``mask`` [n, L] is true; 0 when empty."""
     weights = mask.unsqueeze(-1).to(values.dtype)
@@ -57,31 +86,50 @@ class TabularFeatures(nn.Module):
     """Numeric columns, one embedding per categorical column and, when the data has sessions, the mean
     embedding of the viewed categories, concatenated into one vector per row."""
 
-    def __init__(self, schema: Schema, emb_dim: int, with_bag: bool) -> None:
+    def __init__(self, schema: Schema, emb_dim: int, with_bag: bool, num_embedding: str = "none") -> None:
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(card, emb_dim) for card in schema.cardinalities)
-        self.bag = (nn.Embedding(schema.n_item_categories, emb_dim, padding_idx=0)
+        self.embeddings = nn.ModuleList(_small_embedding(card, emb_dim) for card in schema.cardinalities)
+        self.bag = (_small_embedding(schema.n_item_categories, emb_dim, padding_idx=0)
                     if with_bag and schema.sequence_length > 0 else None)
-        self.out_dim = schema.n_numeric + emb_dim * (len(self.embeddings) + (self.bag is not None))
+        self.numeric = make_numeric_embedding(num_embedding, schema, emb_dim)
+        self.out_dim = self.numeric.out_dim + emb_dim * (len(self.embeddings) + (self.bag is not None))
 
     def forward(self, numeric: Tensor, categorical: Tensor, item_categories: Tensor) -> Tensor:
-        parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        parts = [self.numeric(numeric)] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         if self.bag is not None:
             parts.append(_masked_mean(self.bag(item_categories), item_categories != 0))
         return torch.cat(parts, dim=1)
 
 
 class LogReg(nn.Module):
-    """Logistic regression: one linear layer over the tabular features (categoricals as embeddings)."""
+    """L2-regularised logistic regression over the numeric columns (plus ``bins`` piecewise-linear bins of
+    each when bins > 0), one-hot categoricals and, with sessions, the shares of viewed categories."""
 
     def __init__(self, hp: dict[str, Any], schema: Schema) -> None:
         super().__init__()
-        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=True)
-        self.dropout = nn.Dropout(hp["dropout"])
-        self.out = nn.Linear(self.features.out_dim, 1)
+        self.l2 = float(hp.get("l2", 1.0))
+        self.bins = piecewise_linear(schema, hp.get("bins", 0)) if hp.get("bins", 0) else None
+        width = schema.n_numeric + (self.bins.out_dim if self.bins is not None else 0)
+        self.out = nn.Linear(width, 1)
+        # one weight per level, plain tensors rather than 1-wide nn.Embedding (int8 has no kernel for those)
+        self.onehot = nn.ParameterList(nn.Parameter(torch.zeros(card)) for card in schema.cardinalities)
+        self.bag = nn.Parameter(torch.zeros(schema.n_item_categories)) if schema.sequence_length > 0 else None
+        nn.init.zeros_(self.out.weight)
+
+    def l2_penalty(self) -> Tensor:
+        """0.5 * l2 * |w|^2 over every weight but the bias (scikit-learn's penalty at C = 1 / l2)."""
+        weights = [self.out.weight, *self.onehot] + ([self.bag] if self.bag is not None else [])
+        return 0.5 * self.l2 * sum((w.float() ** 2).sum() for w in weights)
 
     def forward(self, numeric: Tensor, categorical: Tensor, items: Tensor, item_categories: Tensor) -> Tensor:
-        return self.out(self.dropout(self.features(numeric, categorical, item_categories))).squeeze(-1)
+        x = numeric if self.bins is None else torch.cat([numeric, self.bins(numeric)], dim=1)
+        logit = self.out(x).squeeze(-1)
+        for i, weight in enumerate(self.onehot):
+            logit = logit + weight[categorical[:, i]]
+        if self.bag is not None:
+            viewed = item_categories != 0  # padding id 0 carries no weight
+            logit = logit + _masked_mean((self.bag[item_categories] * viewed).unsqueeze(-1), viewed).squeeze(-1)
+        return logit
 
 
 class MLP(nn.Module):
@@ -89,7 +137,8 @@ class MLP(nn.Module):
 
     def __init__(self, hp: dict[str, Any], schema: Schema) -> None:
         super().__init__()
-        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=True)
+        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=True,
+                                        num_embedding=hp.get("num_embedding", "none"))
         self.tower, width = mlp_layers(self.features.out_dim, hp["hidden"], hp["layers"], hp["dropout"])
         self.out = nn.Linear(width, 1)
 
@@ -114,7 +163,8 @@ class DCN(nn.Module):
 
     def __init__(self, hp: dict[str, Any], schema: Schema) -> None:
         super().__init__()
-        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=True)
+        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=True,
+                                        num_embedding=hp.get("num_embedding", "none"))
         dim = self.features.out_dim
         self.cross = nn.ModuleList(CrossLayer(dim) for _ in range(hp["layers"]))
         self.tower, width = mlp_layers(dim, hp["hidden"], hp["layers"], hp["dropout"])
@@ -134,9 +184,10 @@ class SequenceModel(nn.Module):
 
     def __init__(self, hp: dict[str, Any], schema: Schema, encoder: nn.Module) -> None:
         super().__init__()
-        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=False)
-        self.item_emb = nn.Embedding(schema.n_items, hp["emb_dim"], padding_idx=0)
-        self.category_emb = nn.Embedding(schema.n_item_categories, hp["emb_dim"], padding_idx=0)
+        self.features = TabularFeatures(schema, hp["emb_dim"], with_bag=False,
+                                        num_embedding=hp.get("num_embedding", "none"))
+        self.item_emb = _small_embedding(schema.n_items, hp["emb_dim"], padding_idx=0)
+        self.category_emb = _small_embedding(schema.n_item_categories, hp["emb_dim"], padding_idx=0)
         self.encoder = encoder
         in_dim = self.features.out_dim + encoder.out_dim
         self.head, width = mlp_layers(in_dim, hp["hidden"], 2, hp["dropout"])

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from costbench.errors import TrialSkipped
+from costbench.executors.base import LOCK_WAIT_PHASE
 from costbench.record import make_record, utc_now
 from costbench.spec import TrialConfig
 
@@ -101,7 +102,8 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
 
     phase("latency")
     with measure_phase(memory, device) as serve_cost:
-        found.latency = measure_latency(served.predict, data.test, cfg.serve, device, stage=served.stage)
+        found.latency = measure_latency(served.predict, data.test, cfg.serve, device, stage=served.stage,
+                                        on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency"))
     found.serve_cost = serve_cost.result
     memory.close()
 

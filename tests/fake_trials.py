@@ -6,7 +6,8 @@ seed // 100 picks the behaviour: 0 ok (quick), 1 raise, 2 os._exit(3), 3 segfaul
 interrupt a sweep at a known point), 9 wait for the latency lock at the file latency.lock in the trial's
 cache_dir (a test holds it), then ok, 10 skipped, 11 fill the filesystem holding the file named by
 COSTBENCH_FAKE_FILL (when it is set), then return an ok record of ~20 kB (which a full disk cannot take).
-With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there, so a test can check that no trial
+With a file fake-machine in the run directory, ok trials report that machine's environment (a resume "on another
+machine"). With COSTBENCH_FAKE_PID_DIR set, each trial leaves its pid there, so a test can check that no trial
 process outlives its sweep.
 """
 
@@ -85,7 +86,19 @@ def by_seed(trial: dict[str, Any], on_phase: Callable[[str], None] | None = None
     return make_record(trial, "ok", metrics={"auc": 0.5 + (seed % 100) / 1000, "p99_ms": float(seed % 7)},
                        details={"data": {"rows": trial["config"]["data"]["rows"]},
                                 "torch_threads": torch.get_num_threads()},
-                       started_at=started)
+                       started_at=started, resources={**(trial.get("resources") or {}),
+                                                      "threads": torch.get_num_threads()},
+                       environment=_fake_environment(trial))
+
+
+def _fake_environment(trial: dict[str, Any]) -> dict[str, Any] | None:
+    """With a file fake-machine in the run directory, the environment a trial on that machine would
+    report (a file, not a variable: the forkserver keeps the environment it started with)."""
+    marker = Path(trial.get("cache_dir") or ".").parent / "fake-machine"
+    if not marker.exists():
+        return None
+    machine = marker.read_text().strip()
+    return {"host": machine, "cpu": {"model": f"CPU of {machine}", "usable_cores": 1}}
 
 
 @contextlib.contextmanager

@@ -53,7 +53,8 @@ def test_true_prob_is_calibrated():
 def test_positive_rate_per_split_and_summary():
     data = load_data(small(rows=10_000, positive_rate=0.1), None)
     s = data.summary
-    assert s["rows"] == {"train": 7000, "val": 1000, "test": 2000}
+    # 1,000 buyers: the automatic validation share is 200 / 1000 = 0.2, to hold about 200 of them
+    assert s["val_share"] == 0.2 and s["rows"] == {"train": 6000, "val": 2000, "test": 2000}
     assert all(abs(r - 0.1) < 0.002 for r in s["positive_rate"].values())
     assert s["source"] == "synthetic" and s["duplicates_dropped"] == 0
     assert s["bayes_auc"] == data.bayes_auc
@@ -135,11 +136,14 @@ def test_no_sequences():
 
 
 def test_prepared_numeric_is_standardised_on_train():
-    data = load_data(small(rows=20_000), None)
+    data = load_data(small(rows=20_000, numeric_transform="standard"), None)
     n_scaled = len(synthetic.NUMERIC)
     x = data.train.numeric[:, :n_scaled]
     assert torch.allclose(x.mean(0), torch.zeros(n_scaled), atol=1e-3)
     assert torch.allclose(x.std(0), torch.ones(n_scaled), atol=1e-2)
+    robust = load_data(small(rows=20_000), None).train.numeric[:, :n_scaled]  # auto: robust + smooth clip
+    assert float(robust.abs().max()) < 3.0 and torch.allclose(robust.median(0).values, torch.zeros(n_scaled),
+                                                                 atol=0.05)
     flags = data.train.numeric[:, n_scaled:]  # weekend and the missing indicator stay 0/1
     assert set(flags.unique().tolist()) == {0.0, 1.0}
 

@@ -50,7 +50,8 @@ def write(frame: pd.DataFrame, path):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_round_trip_with_mixed_column_types(tmp_path, suffix):
     frame = shop_frame()
-    data = load_data(tabular(write(frame, tmp_path / f"shop{suffix}")), None)
+    data = load_data(tabular(write(frame, tmp_path / f"shop{suffix}"), numeric_transform="standard",
+                             split={"val": 0.1}), None)
 
     cols = data.summary["columns"]
     assert cols["numeric"] == ["ProductPages", "PageValues", "Duration"]
@@ -122,7 +123,8 @@ def test_unknown_and_missing_categories(tmp_path):
 
 def test_fixed_test_file(tmp_path):
     main, holdout = shop_frame(600), shop_frame(250, seed=3)
-    cfg = tabular(write(main, tmp_path / "main.csv"), test_path=str(write(holdout, tmp_path / "holdout.csv")))
+    cfg = tabular(write(main, tmp_path / "main.csv"), test_path=str(write(holdout, tmp_path / "holdout.csv")),
+                  split={"val": 0.1})
     data = load_data(cfg, None)
     assert len(data.test) == 250
     assert len(data.train) + len(data.val) == 600 and len(data.val) == pytest.approx(60, abs=1)
@@ -175,7 +177,8 @@ def test_label_values_and_positive(tmp_path, values, positive, bought):
 
 def test_log1p_columns(tmp_path):
     frame = shop_frame()
-    data = load_data(tabular(write(frame, tmp_path / "shop.csv"), log1p=["ProductPages"]), None)
+    data = load_data(tabular(write(frame, tmp_path / "shop.csv"), log1p=["ProductPages"], numeric_transform="standard",
+                             split={"val": 0.1}), None)
     train = frame.iloc[stratified_split(frame["Revenue"].to_numpy(), {"val": 0.1, "test": 0.2}, 0)["train"]]
     logged = np.log1p(train["ProductPages"].to_numpy(float))
     assert np.allclose(data.train.numeric[:, 0].numpy(), (logged - logged.mean()) / logged.std(), atol=1e-5)
@@ -212,3 +215,72 @@ def test_class_weight_and_oversample_touch_only_train(tmp_path):
     assert float(over.train.label.mean()) == pytest.approx(0.5, abs=0.002)
     assert torch.equal(over.val.label, plain.val.label) and torch.equal(over.test.numeric, plain.test.numeric)
     assert over.summary["oversampled_rows"] == len(over.train) - len(plain.train)
+
+
+def test_test_file_is_used_as_it_is_and_leakage_is_counted(tmp_path):
+    """A fixed test file keeps every row, in its order, duplicates included; rows it shares with the
+    main file are reported, not removed."""
+    main, holdout = shop_frame(600), shop_frame(250, seed=3)
+    holdout = pd.concat([holdout, holdout.iloc[:20], main.iloc[:7]], ignore_index=True)  # 20 repeats, 7 leaked
+    cfg = tabular(write(main, tmp_path / "main.csv"), test_path=str(write(holdout, tmp_path / "holdout.csv")))
+    data = load_data(cfg, None)
+    assert len(data.test) == 277 and data.summary["test_file_rows"] == 277
+    assert torch.equal(data.test.label, torch.tensor(holdout["Revenue"].to_numpy(), dtype=torch.float32))
+    pages = data.test.numeric[:, 0]
+    assert torch.equal(pages[250:270], pages[:20])  # the repeated rows are still there, in place
+    assert data.summary["leakage_rows"] == 7
+    assert any("7 rows of main.csv also occur in the test file" in w for w in data.summary["warnings"])
+
+
+def test_each_numeric_transform_is_recorded_and_fitted_on_train(tmp_path):
+    frame = shop_frame(2000)
+    frame["Duration"] = np.random.default_rng(1).lognormal(5.0, 2.0, len(frame))  # heavy right tail
+    path = write(frame, tmp_path / "shop.csv")
+    auto = load_data(tabular(path), None)
+    kinds = {name: t["transform"] for name, t in auto.summary["numeric_transforms"].items()}
+    assert kinds == {"ProductPages": "robust+clip", "PageValues": "log1p+robust+clip", "Duration": "log1p+robust+clip"}
+    assert auto.train.numeric[:, :3].abs().max() < 3.0  # smooth clipping bounds every value
+    train = frame.iloc[stratified_split(frame["Revenue"].to_numpy(), {"val": 0.1, "test": 0.2}, 0)["train"]]
+    pages = train["ProductPages"].to_numpy(float)
+    q25, q50, q75 = np.quantile(pages, [0.25, 0.5, 0.75])
+    assert auto.summary["numeric_transforms"]["ProductPages"]["center"] == pytest.approx(q50)
+    assert auto.summary["numeric_transforms"]["ProductPages"]["scale"] == pytest.approx((q75 - q25) / 1.349, rel=1e-5)
+    quantile = load_data(tabular(path, numeric_transform="quantile"), None)
+    assert {t["transform"] for t in quantile.summary["numeric_transforms"].values()} == {"quantile-normal"}
+    duration = quantile.train.numeric[:, 2]
+    assert abs(float(duration.mean())) < 0.05 and float(duration.std()) == pytest.approx(1.0, abs=0.1)
+    # changing the validation rows' values changes nothing fitted
+    shifted = frame.copy()
+    val_rows = stratified_split(frame["Revenue"].to_numpy(), {"val": 0.1, "test": 0.2}, 0)["val"]
+    shifted.loc[val_rows, "ProductPages"] += 1000
+    moved = load_data(tabular(write(shifted, tmp_path / "shifted.csv")), None)
+    assert moved.summary["numeric_transforms"]["ProductPages"] == auto.summary["numeric_transforms"]["ProductPages"]
+
+
+def test_integer_codes_are_also_categories_unless_named(tmp_path):
+    frame = shop_frame(2000)
+    frame["Store"] = np.random.default_rng(2).integers(1, 9, len(frame))  # 8 integer codes
+    path = write(frame, tmp_path / "shop.csv")
+    data = load_data(tabular(path), None)
+    assert data.summary["columns"]["integer_codes_also_categorical"] == ["Store"]
+    assert "Store" in data.schema.numeric_names and "Store:cat" in data.schema.categorical_names
+    named = load_data(tabular(path, numeric=["ProductPages", "Store"], categorical=["Region"]), None)
+    assert named.summary["columns"]["integer_codes_also_categorical"] == []
+    assert "Store:cat" not in named.schema.categorical_names
+
+
+def test_rare_levels_share_the_unknown_bucket(tmp_path):
+    frame = shop_frame(2000)
+    frame.loc[:3, "Device"] = "fridge"  # 4 rows at most in train: rare
+    data = load_data(tabular(write(frame, tmp_path / "shop.csv"), rare_min_count=10), None)
+    assert data.summary["rare_levels_pooled"]["Device"] == 1
+    assert data.schema.cardinalities[0] == 4  # desktop, mobile, tablet + the rare/unknown bucket
+
+
+def test_validation_share_grows_to_hold_enough_buyers(tmp_path):
+    frame = shop_frame(1000)
+    data = load_data(tabular(write(frame, tmp_path / "shop.csv")), None)
+    positives = int(frame["Revenue"].sum())
+    assert data.summary["val_share"] == pytest.approx(min(0.25, max(0.1, 200 / positives)))
+    assert any("validation split holds only" in w for w in data.summary["warnings"]) == (
+        int(data.val.label.sum()) < 50)

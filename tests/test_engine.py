@@ -206,3 +206,44 @@ def test_a_signal_ignored_by_the_caller_stays_ignored_as_nohup_wants(tmp_path):
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_every_record_names_an_environment_file_that_stays_true_after_a_resume_elsewhere(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "fake-machine").write_text("laptop")
+    assert sweep_once(write_sweep(tmp_path, [0, 1]), out, workers=1)[0] == 0
+    (out / "fake-machine").write_text("gpu-server")
+    assert sweep_once(write_sweep(tmp_path, [0, 1, 2]), out, workers=1)[0] == 0  # resumes: runs seed 2 only
+
+    records, _ = read_records(out)
+    hosts = {}
+    for record in records:
+        env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+        hosts[record["config"]["seed"]] = env["host"]
+    assert hosts == {0: "laptop", 1: "laptop", 2: "gpu-server"}, "each record keeps the machine it ran on"
+    assert len(list((out / "environments").glob("*.json"))) == 2, "each distinct environment is stored once"
+
+
+def test_a_record_without_an_environment_gets_the_drivers_marked_so(tmp_path):
+    out = tmp_path / "run"
+    assert sweep_once(write_sweep(tmp_path, [100]), out, workers=1)[0] == 1  # raises: the executor's record
+    (record,) = read_records(out)[0]
+    env = json.loads((out / "environments" / f"{record['env_id']}.json").read_text())
+    assert env["collected_in"] == "driver" and env["cpu"]["usable_cores"] >= 1
+
+
+def test_a_resume_reruns_ok_trials_recorded_with_other_threads(tmp_path):
+    out = tmp_path / "run"
+    sweep_file = write_sweep(tmp_path, [0, 1])
+    assert sweep_once(sweep_file, out, workers=1)[0] == 0
+    lines = (out / "trials.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["resources"]["threads"] = 4  # as if made by a run whose plan gave 4 threads per trial
+    (out / "trials.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+    code, console, _ = sweep_once(sweep_file, out, workers=1)
+    assert code == 0
+    assert "re-running 1 trial(s) recorded with other threads" in console
+    records, _ = read_records(out)
+    assert [r["resources"]["threads"] for r in records if r["id"] == first["id"]] == [4, 1]

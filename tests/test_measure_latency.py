@@ -82,9 +82,19 @@ def test_lock_excludes_a_second_holder(tmp_path):
     thread = threading.Thread(target=hold)
     thread.start()
     held.wait()
-    result = measure_latency(lambda *x: x[0], _split(), FAST, "cpu", lock_path=path)
+    events: list[str] = []
+    result = measure_latency(lambda *x: x[0], _split(), FAST, "cpu", lock_path=path,
+                             on_wait=lambda: events.append("waiting"), on_acquired=lambda: events.append("held"))
     thread.join()
     assert result["lock_wait_s"] >= 0.25  # flock blocks: a lower bound cannot flake
+    assert events == ["waiting", "held"], "the executor is told when the wait starts and ends"
+
+
+def test_a_free_lock_reports_no_wait(tmp_path):
+    events: list[str] = []
+    with latency_lock(tmp_path / "lock", on_wait=lambda: events.append("waiting")) as waited:
+        assert waited < 0.25
+    assert events == []
 
 
 @pytest.mark.cuda

@@ -135,3 +135,17 @@ def test_single_class_and_nan_are_refused():
         metrics.roc_auc(np.zeros(5), np.arange(5.0))
     with pytest.raises(ValueError, match="NaN"):
         metrics.roc_auc(np.array([0, 1]), np.array([0.1, np.nan]))
+
+
+def test_bootstrap_interval_holds_the_auc_and_narrows_with_rows():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (500, 8000):
+        y = rng.random(n) < 0.2
+        s = y * 1.0 + rng.normal(size=n)
+        ci = metrics.bootstrap_intervals(y, s, 0.2)
+        assert ci["auc_ci_low"] < metrics.roc_auc(y, s) < ci["auc_ci_high"]
+        assert ci["capture_at_top_ci_low"] < metrics.capture_at_top(y, s, 0.2) < ci["capture_at_top_ci_high"]
+        widths.append(ci["auc_ci_high"] - ci["auc_ci_low"])
+        assert metrics.bootstrap_intervals(y, s, 0.2) == ci  # the same rows give the same interval
+    assert widths[1] < widths[0] / 2.5  # about 1/sqrt(16) as wide with 16x the rows

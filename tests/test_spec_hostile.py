@@ -153,3 +153,14 @@ def test_load_sweep_raises_user_error_not_recursion_error(tmp_path: Path) -> Non
     path.write_text("name: t\ninclude: &i\n  - *i\n")
     with pytest.raises(UserError, match="recursive"):
         load_sweep(path)
+
+
+@pytest.mark.parametrize(("text", "override"), [
+    ('name: t\ndata: {"": 1}\n', None),
+    ("name: t\n", "data.=1"),
+    ('name: t\ndata: {"a[b": 1}\n', None),
+])
+def test_empty_and_odd_keys_are_located_without_hanging(tmp_path: Path, text: str, override: str | None) -> None:
+    """An empty key once sent the line:col lookup into an endless loop."""
+    _, result = run_validate(tmp_path, text, *(["--set", override] if override else []))
+    assert "unknown key" in one_line_error(result)

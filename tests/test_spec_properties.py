@@ -168,3 +168,18 @@ def test_a_duplicated_key_is_always_reported(sweep_file: Path, source: Path, dat
 def test_the_shipped_sweeps_pass_the_property_unchanged(sweep_file: Path) -> None:
     for source in SHIPPED:
         assert check(sweep_file, source.read_text()) is not None, source
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.lists(KEYS, min_size=1, max_size=3).map(".".join),
+                          st.one_of(VALUES.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip()),
+                                    st.text(max_size=20))),
+                max_size=3))
+def test_random_set_overrides(sweep_file: Path, overrides: list[tuple[str, str]]) -> None:
+    sweep_file.write_text((ROOT / "sweeps/smoke.yaml").read_text())
+    start = time.perf_counter()
+    try:
+        load_sweep(sweep_file, [f"{key}={value}" for key, value in overrides])
+    except UserError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 1000, str(exc)
+    assert time.perf_counter() - start < SECONDS_PER_INPUT

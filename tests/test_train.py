@@ -11,11 +11,13 @@ import math
 import pytest
 import torch
 
+from costbench import metrics
+from costbench.budget import resolve_budget
 from costbench.data import PreparedData, Schema, Split
 from costbench.data.load import load_data
 from costbench.evaluate import evaluate, predict_proba
 from costbench.model_presets import resolve_hparams
-from costbench.models import build_model
+from costbench.models import build_model, set_output_bias
 from costbench.spec import FAMILIES, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from costbench.train import NonFiniteLoss, lr_factor, seed_everything, train_model, validation_auc
 
@@ -23,7 +25,8 @@ CPU = torch.device("cpu")
 SCHEMA = Schema(numeric_names=["a", "b", "c", "d"], categorical_names=["device", "source"], cardinalities=[5, 3],
                 sequence_length=6, n_items=50, n_item_categories=8)
 QUALITY_KEYS = {"auc", "pr_auc", "logloss", "brier", "accuracy", "precision", "recall", "f1", "threshold",
-                "capture_at_top", "lift_at_top"}
+                "capture_at_top", "lift_at_top", "auc_ci_low", "auc_ci_high", "capture_at_top_ci_low",
+                "capture_at_top_ci_high"}
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +57,12 @@ def tiny_data(rows: int = 3000, pos_weight: float | None = None) -> PreparedData
 
 
 def _train(family: str = "mlp", data: PreparedData | None = None, seed: int = 0, autocast=contextlib.nullcontext,
-           grad_scaler=None, size: str = "xs", **train):
+           grad_scaler=None, size: str = "xs", num_embedding: str = "auto", **train):
     seed_everything(seed)
     data = data or tiny_data()
-    model = build_model(resolve_hparams(ModelConfig(family=family, size=size)), data.schema)
-    cfg = TrainConfig(**{"epochs": 2, "batch_size": 256, "lr": 0.01, **train})
+    model = build_model(resolve_hparams(ModelConfig(family=family, size=size, num_embedding=num_embedding)),
+                        data.schema)
+    cfg = TrainConfig(**{"epochs": 2, "batch_size": 256, "lr": 0.01, "patience": None, **train})
     result = train_model(model, data, cfg, device=CPU, autocast=autocast, grad_scaler=grad_scaler)
     return model, data, result
 
@@ -107,7 +111,7 @@ def test_non_finite_loss_names_epoch_and_step(bad_row_batch):
     order = torch.randperm(len(data.train))  # the order train_model will draw first
     torch.set_rng_state(state)
     bad = int(order[bad_row_batch * batch])
-    data.train.numeric[bad, 0] = math.inf
+    data.train.numeric[bad, 0] = math.nan  # inf would be clamped by the piecewise numeric embedding
     with pytest.raises(NonFiniteLoss, match=f"epoch 1, step {bad_row_batch + 1};") as caught:
         train_model(model, data, TrainConfig(epochs=2, batch_size=batch), device=CPU,
                     autocast=contextlib.nullcontext, grad_scaler=None)
@@ -138,7 +142,7 @@ def test_warmup_then_cosine_schedule():
 
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", 0.01), ("sgd", 0.3)])
 def test_other_optimizers_learn(optimizer, lr):
-    model, data, _ = _train(optimizer=optimizer, lr=lr, epochs=3)
+    model, data, _ = _train(optimizer=optimizer, lr=lr, epochs=6, num_embedding="none")  # the optimizers, alone
     assert evaluate(model, data, EvalConfig(), CPU)["auc"] > 0.65
 
 
@@ -163,14 +167,78 @@ def test_autocast_and_grad_scaler_plug_in():
     assert evaluate(model, data, EvalConfig(), CPU)["auc"] > 0.65
 
 
-def test_mlp_nears_bayes_auc_while_logreg_stays_below():
-    """On the default data config itself (200,000 rows): with 50,000 rows the mlp's gap is about 0.036,
-    because the generator's interactions need more rows than that to be learnt, not more capacity."""
+def test_output_bias_starts_at_the_training_log_odds():
+    data = tiny_data()
+    p = float(data.train.label.mean())
+    for family in ("logreg", "mlp", "dcn", "gru", "transformer"):
+        model, _, result = _train(family, data, epochs=1, lr=1e-12)  # too small a step to move the bias
+        assert result.output_bias == pytest.approx(math.log(p / (1 - p)), abs=1e-6)
+        assert float(model.out.bias) == pytest.approx(result.output_bias, abs=1e-4), family
+    logreg = build_model(resolve_hparams(ModelConfig(family="logreg", size="xs")), data.schema)
+    set_output_bias(logreg, -1.5)  # zero weights: every row starts at the base rate itself
+    assert torch.allclose(logreg(*data.val.inputs()), torch.full((len(data.val),), -1.5))
+    weighted = _train("mlp", tiny_data(pos_weight=3.0), epochs=1, lr=1e-12)[2]
+    assert weighted.output_bias == pytest.approx(math.log(3.0 * p / (1 - p)), abs=1e-6)
+
+
+def test_selection_never_reads_test_labels():
+    """Early stopping, the best state and the threshold come from validation: scrambling the test labels
+    changes the test AUC and nothing else."""
+    data = tiny_data()
+    scrambled = PreparedData(data.schema, data.train, data.val,
+                             Split(*data.test.inputs(), label=1 - data.test.label), pos_weight=None)
+    a_model, _, a = _train("mlp", data, epochs=None, batch_size=None, lr=None, patience=3)
+    b_model, _, b = _train("mlp", scrambled, epochs=None, batch_size=None, lr=None, patience=3)
+    assert (a.best_step, a.steps_run, a.best_val_auc) == (b.best_step, b.steps_run, b.best_val_auc)
+    assert a.history == [{**h, "seconds": a.history[i]["seconds"]} for i, h in enumerate(b.history)]
+    qa, qb = evaluate(a_model, data, EvalConfig(), CPU), evaluate(b_model, scrambled, EvalConfig(), CPU)
+    assert qa["threshold"] == qb["threshold"] and qa["auc"] == pytest.approx(1 - qb["auc"])
+
+
+@pytest.mark.parametrize(("rows", "batch", "lr", "epochs"), [
+    (1_000, 256, 0.002, 500), (100_000, 512, 0.002 * 2 ** 0.5, 100), (10_000_000, 4096, 0.003, 41)])
+def test_budget_is_sized_to_the_rows(rows, batch, lr, epochs):
+    budget = resolve_budget(rows, rows // 7, TrainConfig())
+    assert (budget.batch_size, budget.max_epochs) == (batch, epochs)
+    assert budget.lr == pytest.approx(lr)
+    assert budget.max_epochs * budget.steps_per_epoch >= TrainConfig().min_steps
+    assert 1 <= budget.val_every <= budget.steps_per_epoch and budget.patience == 16
+    capped = resolve_budget(rows, rows // 7, TrainConfig(epochs=2, batch_size=64, lr=0.01))
+    assert (capped.max_epochs, capped.batch_size, capped.lr, capped.automatic) == (2, 64, 0.01, ("val_every",))
+
+
+def test_the_resolved_budget_is_in_the_result():
+    _, _, result = _train(epochs=None, batch_size=None, lr=None, patience=2)
+    assert (result.batch_size, result.lr, result.steps_per_epoch) == (256, 0.002, math.ceil(3000 / 256))
+    assert result.automatic == ["batch_size", "lr", "epochs", "val_every"]
+    assert result.stopped_reason == "early_stopping" and result.steps_run >= result.best_step > 0
+    assert [h["step"] for h in result.history] == [result.val_every * (i + 1) for i in range(len(result.history))]
+
+
+def test_logreg_size_is_its_bins_and_other_keys_are_refused():
+    schema = tiny_data().schema
+    sizes = {size: resolve_hparams(ModelConfig(family="logreg", size=size))["bins"] for size in ("xs", "s", "m")}
+    assert sizes == {"xs": 0, "s": 4, "m": 8}
+    params = [sum(p.numel() for p in build_model(resolve_hparams(ModelConfig(family="logreg", size=s)),
+                                                schema).parameters()) for s in ("xs", "s", "m")]
+    assert params[0] < params[1] < params[2]
+    with pytest.raises(ValueError, match=r"model\.hidden does not apply to logreg"):
+        resolve_hparams(ModelConfig(family="logreg", hidden=8))
+
+
+@pytest.mark.slow
+def test_defaults_near_bayes_and_logreg_matches_scikit_learn():
+    """The issue's bar, on the default data config itself (200,000 rows), with no knob but family and
+    size: mlp s within 0.01 of the Bayes-optimal AUC; logreg xs within 0.005 of scikit-learn's LR on the
+    very same features."""
+    from costbench.baselines import logistic_regression
+
     data = load_data(DataConfig(), None)
-    mlp = _train("mlp", data, size="s", epochs=10, batch_size=1024, lr=0.003, patience=3)[0]
-    logreg = _train("logreg", data, size="s", epochs=3, batch_size=1024, lr=0.02)[0]
+    mlp = _train("mlp", data, size="s", epochs=None, batch_size=None, lr=None, patience=16)[0]
+    logreg = _train("logreg", data, size="xs", epochs=None, batch_size=None, lr=None, patience=16)[0]
     bayes = data.bayes_auc
     mlp_auc, logreg_auc = (evaluate(m, data, EvalConfig(), CPU)["auc"] for m in (mlp, logreg))
-    numbers = f"bayes {bayes:.4f}, mlp s {mlp_auc:.4f} (gap {bayes - mlp_auc:.4f}), logreg s {logreg_auc:.4f}"
-    assert bayes - mlp_auc <= 0.02, numbers
-    assert bayes - logreg_auc > 0.03, numbers
+    sk_auc = metrics.roc_auc(data.test.label.numpy(), logistic_regression(data)[0])
+    numbers = f"bayes {bayes:.4f}, mlp s {mlp_auc:.4f}, logreg xs {logreg_auc:.4f}, sklearn LR {sk_auc:.4f}"
+    assert bayes - mlp_auc <= 0.01, numbers
+    assert logreg_auc >= sk_auc - 0.005, numbers

@@ -19,6 +19,9 @@ class Schema:
     sequence_length: int  # 0 when the data has no session sequences
     n_items: int  # item-id vocabulary, padding id 0 included
     n_item_categories: int  # category-id vocabulary of the sequence, padding id 0 included
+    # per numeric input, training quantiles of its prepared values (piecewise-linear embeddings' bins);
+    # empty: standard-normal quantiles are assumed
+    numeric_edges: list[list[float]] = field(default_factory=list)
 
     @property
     def n_numeric(self) -> int:

@@ -31,8 +31,8 @@ from costbench.store import DiskFull, no_space_error
 if TYPE_CHECKING:
     from costbench.spec import DataConfig
 
-FORMAT_VERSION = 1  # bump when preparation or the file layout changes (old entries are then unused)
-SHARED_KEYS = ("source", "split", "class_weight", "oversample")
+FORMAT_VERSION = 2  # bump when preparation or the file layout changes (old entries are then unused)
+SHARED_KEYS = ("source", "split", "class_weight", "oversample", "numeric_transform", "rare_min_count")
 TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
 SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
 IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on disk: half the bytes to write

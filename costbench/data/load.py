@@ -22,6 +22,7 @@ import torch
 
 from costbench.data import PreparedData, Schema, Split, synthetic, tabular
 from costbench.data.cache import cache_key, load_or_build
+from costbench.data.prepare import Preparer
 from costbench.errors import UserError
 from costbench.metrics import roc_auc
 
@@ -64,8 +65,9 @@ def prepare(cfg: DataConfig) -> PreparedData:
 def _check_synthetic(cfg: DataConfig) -> None:
     synthetic.check_config(cfg.n_items, cfg.n_categories)
     positives = min(max(round(cfg.positive_rate * cfg.rows), 1), cfg.rows - 1)
+    val_share = tabular.resolve_val_share(cfg.split.val, positives)
     for what, count in (("bought", positives), ("not-bought", cfg.rows - positives)):
-        val, test = round(cfg.split.val * count), round(cfg.split.test * count)
+        val, test = round(val_share * count), round(cfg.split.test * count)
         if min(val, test, count - val - test) < 1:
             raise UserError(f"data.rows {cfg.rows} at positive_rate {cfg.positive_rate:g} gives {count} {what} "
                             "rows, too few to put some in each of train, val and test; raise data.rows")
@@ -80,12 +82,13 @@ def _prepare_synthetic(cfg: DataConfig) -> PreparedData:
     columns = tabular.Columns(label=SYNTHETIC_LABEL, numeric=list(synthetic.NUMERIC),
                               boolean=list(synthetic.BOOLEAN), categorical=list(synthetic.CATEGORICAL),
                               log1p=list(synthetic.LOG1P))
-    splits = tabular.stratified_split(gen.label, {"val": cfg.split.val, "test": cfg.split.test}, cfg.split.seed)
+    val_share = tabular.resolve_val_share(cfg.split.val, int(gen.label.sum()))
+    splits = tabular.stratified_split(gen.label, {"val": val_share, "test": cfg.split.test}, cfg.split.seed)
     sources = {name: (frame, gen.label, idx) for name, idx in splits.items()}
     has_seq = cfg.sequence_length > 0
     summary = {
         "source": "synthetic", "path": None, "test_path": None, "label": SYNTHETIC_LABEL, "positive": "1",
-        "rows_read": cfg.rows, "duplicates_dropped": 0,
+        "rows_read": cfg.rows, "duplicates_dropped": 0, "leakage_rows": None, "val_share": val_share,
         "sequence": {"length": cfg.sequence_length, "n_items": cfg.n_items + 1,
                      "n_item_categories": cfg.n_categories + 1, "padding": "left"} if has_seq else None,
         "warnings": [],
@@ -107,7 +110,10 @@ def _prepare_tabular(cfg: DataConfig) -> PreparedData:
         "source": cfg.source, "path": str(main.path), "test_path": str(test.path) if test else None,
         "label": checked.columns.label, "positive": checked.positive,
         "rows_read": main.rows_read + (test.rows_read if test else 0),
-        "duplicates_dropped": checked.duplicates_dropped, "sequence": None, "warnings": checked.warnings,
+        "duplicates_dropped": checked.duplicates_dropped, "leakage_rows": checked.leakage_rows,
+        "val_share": tabular.resolve_val_share(cfg.split.val, int(main.label.sum())),
+        "test_file_rows": None if test is None else len(test.label),
+        "sequence": None, "warnings": checked.warnings,
     }
     return _assemble(cfg, checked.columns, sources, summary)
 
@@ -121,7 +127,7 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
               true_prob: np.ndarray | None = None) -> PreparedData:
     """Fit the preparation on train, turn every split into tensors, and write the summary."""
     train_frame, train_label, train_idx = sources["train"]
-    preparer = tabular.Preparer(columns).fit(train_frame.iloc[train_idx])
+    preparer = Preparer(columns, cfg.numeric_transform, cfg.rare_min_count).fit(train_frame.iloc[train_idx])
     if cfg.oversample:
         oversampled = tabular.oversample(train_idx, train_label, cfg.oversample, cfg.split.seed)
         summary["oversampled_rows"] = int(len(oversampled) - len(train_idx))
@@ -152,7 +158,7 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
 
     schema = Schema(
         numeric_names=preparer.numeric_names, categorical_names=list(columns.categorical),
-        cardinalities=preparer.cardinalities, sequence_length=seq_len,
+        cardinalities=preparer.cardinalities, sequence_length=seq_len, numeric_edges=preparer.edges,
         n_items=0 if items is None else int(summary["sequence"]["n_items"]),
         n_item_categories=0 if items is None else int(summary["sequence"]["n_item_categories"]),
     )
@@ -161,6 +167,8 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
         "positive_rate": {name: round(float(s.label.mean()), 6) for name, s in splits.items()},
         "columns": {**columns.by_kind(), "missing_indicators": [f"{n}_missing" for n in preparer.flagged]},
         "cardinalities": dict(zip(columns.categorical, preparer.cardinalities, strict=True)),
+        "numeric_transforms": preparer.describe(),
+        "rare_levels_pooled": preparer.pooled,
         "bayes_auc": bayes_auc,
         "pos_weight": None if pos_weight is None else round(pos_weight, 6),
     })

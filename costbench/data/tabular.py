@@ -5,18 +5,18 @@ where there is one, the row (1-based data rows, header not counted; CSV adds the
 how to fix it. ``validate`` does all of the checking and nothing of the preparing, so ``check_data`` can
 run it before any trial starts and ``load_data`` runs the very same code.
 
-Preparation (``Preparer``) is fitted on the training split only:
-
-- numeric columns: optional sign-preserving ``log1p`` (``data.log1p``), missing and infinite values
-  imputed with the training median plus a 0/1 ``<column>_missing`` indicator (for columns with missing
-  values in train), then standardised with the training mean and standard deviation;
-- boolean columns (True/False): 0/1, not standardised, imputed and flagged like numeric ones;
-- categorical columns: indices 1..k for the values seen in train, in sorted order, and 0 for a value
-  first seen in val or test (the unknown bucket; cardinality k + 1). A missing value is the value
-  ``<missing>``, a category like any other.
+Preparation (``prepare.Preparer``) is fitted on the training split only. A missing categorical value
+is the value ``<missing>``, a category like any other.
 
 Column kinds are inferred from the file when ``data.numeric``/``data.categorical`` do not name them:
-booleans are boolean, numbers numeric, text categorical. Column names are stripped of surrounding spaces.
+booleans are boolean, numbers numeric, text categorical; an integer column with 3..20 distinct values
+(a code such as a store or a month) is used both ways, as a number and as a category ``<name>:cat``
+(naming it under data.numeric or data.categorical picks one). Column names are stripped of spaces.
+
+The protocol: a ``data.test_path`` file is used as it is, every row in its order (``dedupe`` applies to
+the main file only); rows of the main file that also occur in the test file are counted as leakage and
+reported. The validation share, when not set, grows from 0.1 to at most 0.25 to hold about 200 bought
+rows, and a validation split with fewer than 50 is warned about.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ FALSE_WORDS = ("false", "0", "no", "n", "f")
 SEPARATORS = (";", "\t", "|")
 MAX_FILE_BYTES = 20 << 30  # a table is read into memory whole, several times its size while prepared
 NUMERIC_TEXT_SHARE = 0.9  # a text column this share of whose rows are numbers is a numeric column with typos
+CODE_LEVELS = (3, 20)  # an integer column with this many distinct values is also used as a category
+CATEGORY_SUFFIX = ":cat"
+VAL_POSITIVES = 200  # what the automatic validation share aims for
+VAL_POSITIVES_WARN = 50
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,17 @@ class Columns:
     log1p: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # in the file, but neither listed nor inferred
+    coded: list[str] = field(default_factory=list)  # integer codes used as numbers and as '<name>:cat'
 
     def by_kind(self) -> dict[str, list[str]]:
         return {"numeric": self.numeric, "boolean": self.boolean, "categorical": self.categorical,
-                "log1p": self.log1p, "dropped": self.dropped, "ignored": self.ignored}
+                "log1p": self.log1p, "dropped": self.dropped, "ignored": self.ignored,
+                "integer_codes_also_categorical": self.coded}
+
+    @staticmethod
+    def source_of(name: str) -> str:
+        """The file column a feature reads ('store:cat' reads 'store')."""
+        return name.removesuffix(CATEGORY_SUFFIX)
 
 
 @dataclass
@@ -81,6 +92,7 @@ class Validated:
     test: Table | None
     positive: str  # the label value that means bought, as written in the file
     duplicates_dropped: int
+    leakage_rows: int | None  # main-file rows that also occur in the test file (None without one)
     splits: dict[str, np.ndarray]  # row indices into main (and 'test' into test.frame when it is given)
     warnings: list[str]
 
@@ -210,7 +222,7 @@ def resolve_columns(cfg: DataConfig, frame: pd.DataFrame, path: Path) -> tuple[C
 
     warnings: list[str] = []
     candidates = [c for c in present if c != label and c not in cfg.drop]
-    numeric, boolean, categorical, ignored = [], [], [], []
+    numeric, boolean, categorical, ignored, coded = [], [], [], [], []
     for name in candidates:
         series = frame[name]
         if cfg.numeric is not None and name in cfg.numeric:
@@ -224,6 +236,8 @@ def resolve_columns(cfg: DataConfig, frame: pd.DataFrame, path: Path) -> tuple[C
             if kind == "empty":
                 warnings.append(f"column '{name}' is empty in every row; ignored")
                 kind = "ignored"
+            elif kind == "numeric" and _is_code(series) and name + CATEGORY_SUFFIX not in present:
+                coded.append(name)
         if kind == "datetime":
             raise UserError(f"column '{name}' holds dates or times, which costbench does not encode; add it to "
                             "data.drop, or derive a number from it (days since, hour) in the file", where=where)
@@ -235,9 +249,21 @@ def resolve_columns(cfg: DataConfig, frame: pd.DataFrame, path: Path) -> tuple[C
     if not (numeric or boolean or categorical):
         raise UserError(f"no feature columns left besides the label '{label}'; check data.drop, data.numeric and "
                         "data.categorical", where=where)
+    categorical += [name + CATEGORY_SUFFIX for name in coded]
     columns = Columns(label=label, numeric=numeric, boolean=boolean, categorical=categorical,
-                      log1p=list(cfg.log1p), dropped=list(cfg.drop), ignored=ignored)
+                      log1p=list(cfg.log1p), dropped=list(cfg.drop), ignored=ignored, coded=coded)
     return columns, warnings
+
+
+def _is_code(series: pd.Series) -> bool:
+    """Integer values with few distinct levels: a code (store, month, segment) more than a quantity."""
+    if not pd.api.types.is_numeric_dtype(series):
+        return False
+    values = series.dropna().to_numpy(dtype=np.float64)
+    if not len(values) or not np.all(values == np.round(values)):
+        return False
+    low, high = CODE_LEVELS
+    return low <= len(np.unique(values)) <= high
 
 
 def _is_boolean(series: pd.Series) -> bool:
@@ -386,9 +412,11 @@ def clean_table(frame: pd.DataFrame, columns: Columns, path: Path) -> pd.DataFra
             raise _absent(name, frame, path)
         data[name] = clean_numeric(frame[name], name, path)
     for name in columns.categorical:
-        if name not in frame.columns:
-            raise _absent(name, frame, path)
-        data[name] = clean_categorical(frame[name])
+        source = Columns.source_of(name) if name.endswith(CATEGORY_SUFFIX) and Columns.source_of(
+            name) in columns.coded else name
+        if source not in frame.columns:
+            raise _absent(source, frame, path)
+        data[name] = clean_categorical(frame[source])
     return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
 
 
@@ -479,16 +507,26 @@ def validate(cfg: DataConfig) -> Validated:
         test = Table(test_path, clean_table(test_frame, columns, test_path), test_label, len(test_frame))
 
     duplicates = 0
-    for table in (main, test):
-        if table is not None and cfg.dedupe:
-            dup = table.frame.assign(__label__=table.label).duplicated(keep="first").to_numpy()
-            if dup.any():
-                duplicates += int(dup.sum())
-                table.frame = table.frame.loc[~dup].reset_index(drop=True)
-                table.label = table.label[~dup]
+    if cfg.dedupe:  # the main file only: a test file is the user's yardstick, used exactly as it is
+        dup = main.frame.assign(__label__=main.label).duplicated(keep="first").to_numpy()
+        if dup.any():
+            duplicates = int(dup.sum())
+            main.frame = main.frame.loc[~dup].reset_index(drop=True)
+            main.label = main.label[~dup]
+    leakage = None
+    if test is not None:
+        leakage = count_shared_rows(main.frame, test.frame)
+        if leakage:
+            warnings.append(f"{leakage} rows of {main_path.name} also occur in the test file {test.path.name} "
+                            "(same feature values): the test AUC may be optimistic")
 
-    shares = {"val": cfg.split.val} if test is not None else {"val": cfg.split.val, "test": cfg.split.test}
+    val_share = resolve_val_share(cfg.split.val, int(main.label.sum()))
+    shares = {"val": val_share} if test is not None else {"val": val_share, "test": cfg.split.test}
     splits = stratified_split(main.label, shares, cfg.split.seed)
+    val_pos = int(main.label[splits["val"]].sum())
+    if val_pos < VAL_POSITIVES_WARN:
+        warnings.append(f"the validation split holds only {val_pos} bought rows: early stopping and the "
+                        "threshold will be noisy; add rows or raise data.split.val")
     check_splits({name: main.label[idx] for name, idx in splits.items()}, str(main_path),
                  "the file is too small or too unbalanced for data.split; add rows, or raise data.split.val "
                  "and data.split.test")
@@ -502,76 +540,18 @@ def validate(cfg: DataConfig) -> Validated:
             warnings.append(f"column '{name}' has {n_values} distinct values in {len(main.frame)} rows: an id? "
                             "add it to data.drop")
     return Validated(columns=columns, main=main, test=test, positive=str(written[pos_code]),
-                     duplicates_dropped=duplicates, splits=splits, warnings=warnings)
+                     duplicates_dropped=duplicates, leakage_rows=leakage, splits=splits, warnings=warnings)
 
 
-# ----------------------------------------------------------------------------------------- preparing
+def resolve_val_share(share: float | None, positives: int) -> float:
+    """The validation share: as set, or 0.1 raised (up to 0.25) until it holds about VAL_POSITIVES."""
+    if share is not None:
+        return share
+    return float(min(0.25, max(0.1, VAL_POSITIVES / max(positives, 1))))
 
 
-def _signed_log1p(values: np.ndarray) -> np.ndarray:
-    return np.sign(values) * np.log1p(np.abs(values))
-
-
-class Preparer:
-    """Turns clean frames into model tensors' arrays; every statistic comes from the frame it is fitted on."""
-
-    def __init__(self, columns: Columns) -> None:
-        self.columns = columns
-        self.fill: dict[str, float] = {}
-        self.center: dict[str, float] = {}
-        self.scale: dict[str, float] = {}
-        self.flagged: list[str] = []  # columns that get a <name>_missing indicator
-        self.categories: dict[str, pd.Index] = {}
-
-    def fit(self, frame: pd.DataFrame) -> Preparer:
-        cols = self.columns
-        for name in cols.numeric + cols.boolean:
-            values = self._raw(frame, name)
-            missing = np.isnan(values)
-            fill = float(np.median(values[~missing])) if (~missing).any() else 0.0
-            self.fill[name] = fill
-            if missing.any():
-                self.flagged.append(name)
-            if name in cols.numeric:
-                values = np.where(missing, fill, values)
-                std = float(values.std())
-                self.center[name] = float(values.mean())
-                self.scale[name] = std if std > 1e-12 else 1.0
-        for name in cols.categorical:
-            column = frame[name].array
-            seen = np.unique(column.codes)
-            self.categories[name] = pd.Index(np.sort(column.categories[seen[seen >= 0]].astype(str)))
-        return self
-
-    def _raw(self, frame: pd.DataFrame, name: str) -> np.ndarray:
-        values = frame[name].to_numpy(dtype=np.float64)
-        return _signed_log1p(values) if name in self.columns.log1p else values
-
-    @property
-    def numeric_names(self) -> list[str]:
-        return self.columns.numeric + self.columns.boolean + [f"{name}_missing" for name in self.flagged]
-
-    @property
-    def cardinalities(self) -> list[int]:
-        return [len(self.categories[name]) + 1 for name in self.columns.categorical]
-
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """float32 [n, n_numeric] and int64 [n, n_categorical] (0 = a value not seen in train)."""
-        n = len(frame)
-        cols = self.columns
-        numeric = np.empty((n, len(self.numeric_names)), dtype=np.float32)
-        for j, name in enumerate(cols.numeric + cols.boolean):
-            values = self._raw(frame, name)
-            values = np.where(np.isnan(values), self.fill[name], values)
-            if name in self.center:
-                values = (values - self.center[name]) / self.scale[name]
-            numeric[:, j] = values
-        offset = len(cols.numeric) + len(cols.boolean)
-        for j, name in enumerate(self.flagged):
-            numeric[:, offset + j] = np.isnan(frame[name].to_numpy(dtype=np.float64))
-        categorical = np.empty((n, len(cols.categorical)), dtype=np.int64)
-        for j, name in enumerate(cols.categorical):
-            column = frame[name].array
-            known = self.categories[name].get_indexer(column.categories)  # -1: not seen in train
-            categorical[:, j] = np.where(column.codes >= 0, known[column.codes], -1) + 1
-        return numeric, categorical
+def count_shared_rows(main: pd.DataFrame, test: pd.DataFrame) -> int:
+    """Rows of ``main`` whose used feature values equal some row of ``test``."""
+    def hashes(frame: pd.DataFrame) -> np.ndarray:
+        return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return int(np.isin(hashes(main), hashes(test)).sum())

@@ -50,7 +50,7 @@ class TorchFamily(Family):
         trained = train_model(
             model, data, cfg.train, device=device,
             autocast=lambda: policy.autocast(device), grad_scaler=policy.grad_scaler(device),
-            on_epoch=lambda epoch, epochs: on_progress(f"train {epoch}/{epochs}"),
+            on_epoch=lambda epoch, epochs: on_progress(f"train {epoch}/{epochs}"), val_batch_size=cfg.eval.batch_size,
         )
         training = dataclasses.asdict(trained)
         summary = FitSummary(best_val_auc=trained.best_val_auc, samples_per_s=trained.samples_per_s,

@@ -59,14 +59,24 @@ Stage = Callable[[Split, Any], Inputs]  # rows of a split -> the serving runtime
 
 
 @contextmanager
-def latency_lock(path: Path | None = None) -> Iterator[float]:
-    """Hold the machine-wide latency lock; yields the seconds spent waiting for it."""
+def latency_lock(path: Path | None = None, on_wait: Callable[[], None] | None = None,
+                 on_acquired: Callable[[], None] | None = None) -> Iterator[float]:
+    """Hold the machine-wide latency lock; yields the seconds spent waiting for it. ``on_wait`` is called
+    when another trial holds it (so the executor can stop this trial's timeout clock) and ``on_acquired``
+    once it is ours."""
     lock_path = path or LOCK_PATH
     start = time.perf_counter()
     # read-only + create: any user can lock a file another user created; flock needs no write access
     fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if on_acquired:
+                on_acquired()
         try:
             yield time.perf_counter() - start
         finally:
@@ -159,7 +169,9 @@ def summarize(samples_ms: Sequence[float], round_p50s_ms: Sequence[float], batch
 
 
 def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, device: torch.device | str,
-                    *, lock_path: Path | None = None, stage: Stage | None = None) -> dict[str, Any]:
+                    *, lock_path: Path | None = None, stage: Stage | None = None,
+                    on_wait: Callable[[], None] | None = None,
+                    on_acquired: Callable[[], None] | None = None) -> dict[str, Any]:
     """Time ``fn`` on batches of ``split`` at every ``serve.batch_sizes``; see the module doc for how.
 
     Returns ``{"batch_sizes": {"<b>": {n, p50_ms, p90_ms, p99_ms, p99_upper_ms, mean_ms, std_ms, min_ms,
@@ -179,7 +191,7 @@ def measure_latency(fn: Callable[..., Any], split: Split, serve: ServeConfig, de
         samples: dict[int, list[float]] = {b: [] for b in sizes}
         round_p50s: dict[int, list[float]] = {b: [] for b in sizes}
         seconds = dict.fromkeys(sizes, 0.0)
-        with latency_lock(lock_path) as lock_wait_s:
+        with latency_lock(lock_path, on_wait, on_acquired) as lock_wait_s:
             load_before = os.getloadavg()[0]
             probe_before = gemm_probe_ms(device, timed)
             warm = {b: _warm_up(fn, batches[b], timed, serve.warmup) for b in sizes}

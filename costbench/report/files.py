@@ -80,9 +80,10 @@ def rows_frame(report: Report, front_only: bool = False) -> pd.DataFrame:
             line[f"by.{report.by}"] = row.by
         line.update({a: _cell(row.axes.get(a)) for a in report.axes})
         for m in metrics:
-            line[m] = row.metrics.get(m)
+            column = f"metrics.{m}" if m in report.axes else m  # the metric 'precision' beside the axis
+            line[column] = row.metrics.get(m)
             if report.repeats:
-                line[f"{m}_std"] = row.std.get(m)
+                line[f"{column}_std"] = row.std.get(m)
         line["flags"] = ", ".join(row.flags)
         lines.append(line)
     return pd.DataFrame(lines, columns=None if lines else ["rank", "tie", "pick", "id", "group", "n"])

@@ -16,15 +16,12 @@ from typing import Any
 
 import yaml
 
+from costbench.record import SCHEMA_VERSION as RECORD_SCHEMA  # the newest record this costbench reads
+from costbench.run_files import ENVIRONMENTS_DIR, RUN_FILE, RUN_SCHEMA
+from costbench.spec.schema import DEFAULT_OBJECTIVES  # the model's own memory, not the process's
 from costbench.store import SWEEP_FILE
 
-RUN_FILE = "run.json"
-ENVIRONMENTS_DIR = "environments"
 OLD_ENVIRONMENT_FILE = "environment.json"
-RUN_SCHEMA = 1  # the newest run.json this costbench reads
-RECORD_SCHEMA = 2  # the newest trials.jsonl record this costbench reads
-# What the report ranks on when a run states no objectives: the model's own memory, not the process's.
-DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "model_train_mem_mb:min"]
 OLD_RUN_NOTE = "missing trials unknown (run made by costbench < 0.2)"
 
 

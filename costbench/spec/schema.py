@@ -42,7 +42,7 @@ TRIAL_SECTIONS = (
     "data", "model", "train", "eval", "serve", "precision", "quantize", "device", "threads", "prices",
     "seed",
 )
-DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "train_peak_mem_mb:min"]
+DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "model_train_mem_mb:min"]
 
 
 class Section(BaseModel):
@@ -50,14 +50,16 @@ class Section(BaseModel):
 
 
 class SplitConfig(Section):
-    val: float = Field(0.1, gt=0, lt=1, description="share of rows for validation (early stopping)")
+    val: float | None = Field(None, gt=0, lt=1, description="share of rows for validation (early stopping); "
+                              "None: 0.1, raised up to 0.25 so that it holds about 200 bought rows")
     test: float = Field(0.2, gt=0, lt=1, description="share of rows for the test split")
     seed: int = 0
 
     @model_validator(mode="after")
     def _fits(self) -> SplitConfig:
-        if self.val + self.test >= 0.9:
-            raise ValueError(f"val + test = {self.val + self.test:g} leaves too little to train on; keep it < 0.9")
+        val = 0.25 if self.val is None else self.val  # the most the automatic share takes
+        if val + self.test >= 0.9:
+            raise ValueError(f"val + test = {val + self.test:g} leaves too little to train on; keep it < 0.9")
         return self
 
 
@@ -79,6 +81,9 @@ class DataConfig(Section):
     numeric: list[str] | None = None
     drop: list[str] = []
     log1p: list[str] = []
+    numeric_transform: Literal["auto", "standard", "robust", "quantile"] = Field(
+        "auto", description="auto: sign-log1p for heavy-tailed columns, then robust scaling with smooth clipping")
+    rare_min_count: int = Field(10, ge=1, description="category levels seen fewer times in train share one bucket")
     test_path: str | None = None
     dedupe: bool = True
     # both
@@ -108,19 +113,27 @@ class ModelConfig(Section):
     emb_dim: int | None = Field(None, gt=0)
     heads: int | None = Field(None, gt=0)
     dropout: float | None = Field(None, ge=0, lt=1)
+    num_embedding: Literal["auto", "none", "periodic", "piecewise"] = Field(
+        "auto", description="numeric feature embeddings (Gorishniy et al. 2022); auto: piecewise for mlp and "
+                            "dcn (measured: 0.009 from Bayes AUC vs 0.014 without), none for the others")
 
 
 class TrainConfig(Section):
-    epochs: int = Field(3, gt=0)
-    batch_size: int = Field(1024, gt=0)
-    lr: float = Field(0.002, gt=0)
+    epochs: int | None = Field(None, gt=0, description="a cap; None: chosen from the training rows")
+    batch_size: int | None = Field(None, gt=0, description="None: chosen from the training rows")
+    lr: float | None = Field(None, gt=0, description="None: chosen from the batch size")
+    min_steps: int = Field(2000, ge=0, description="the epoch cap never allows fewer optimisation steps")
+    val_every: int | None = Field(None, gt=0, description="steps between validations; None: about one "
+                                  "validation per 25+ steps on small data, several per epoch on large")
     weight_decay: float = Field(0.01, ge=0)
     optimizer: Optimizer = "adamw"
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Schedule = "constant"
     warmup_fraction: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0)
-    patience: int | None = Field(None, gt=0)
+    patience: int | None = Field(16, gt=0, description="validations without improvement before stopping; "
+                                 "None: never stop early")
+
     max_minutes: float | None = Field(None, gt=0)
 
 

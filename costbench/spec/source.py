@@ -45,7 +45,10 @@ class Locator:
         while probe:
             if probe in self._marks:
                 return f"{file}:{self._marks[probe]}: {path}" if path else f"{file}:{self._marks[probe]}"
-            probe = re.sub(r"(\[\d+\]|\.[^.\[]+|^[^.\[]+)$", "", probe)
+            parent = re.sub(r"(\[\d+\]|\.[^.\[]*|^[^.\[]*)$", "", probe)  # drop the last [i] or .key
+            if parent == probe:  # a key holding '[' has no parent this pattern can find
+                break
+            probe = parent
         return f"{file}: {path}" if path else str(file)
 
 

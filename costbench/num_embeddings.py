@@ -1,0 +1,125 @@
+"""Numeric feature embeddings (Gorishniy, Rubachev, Babenko 2022, "On Embeddings for Numerical Features
+in Tabular Deep Learning"): each numeric column becomes a small vector before the backbone sees it.
+
+- ``periodic`` (their PLR): ``ReLU(Linear([cos(2 pi c x), sin(2 pi c x)]))`` per column, with trainable
+  frequencies ``c`` initialised N(0, 0.1^2) (inputs are already robust-scaled, so 0.1 is a smooth start);
+- ``piecewise`` (their PLE + linear + ReLU): the column's value as its position in each of up to 16
+  quantile bins of the training rows (0 below the bin, 1 above it, linear inside), then a per-column
+  linear layer and ReLU.
+
+``none`` passes the columns through unchanged. The bins come from ``Schema.numeric_edges`` (the training
+quantiles the preparation stores); without them, standard-normal quantiles are used.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from costbench.data import Schema
+
+FREQUENCIES = 16
+FREQUENCY_STD = 0.1
+PIECEWISE_BINS = 16
+
+
+class Identity(nn.Module):
+    def __init__(self, n_numeric: int) -> None:
+        super().__init__()
+        self.out_dim = n_numeric
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class PerColumnLinear(nn.Module):
+    """An independent Linear(d_in, d_out) for each of ``columns`` columns, as one batched einsum."""
+
+    def __init__(self, columns: int, d_in: int, d_out: int) -> None:
+        super().__init__()
+        bound = 1 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(columns, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(columns, d_out).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:  # [n, columns, d_in] -> [n, columns, d_out]
+        return torch.einsum("ncd,cde->nce", x, self.weight) + self.bias
+
+
+class Periodic(nn.Module):
+    def __init__(self, n_numeric: int, dim: int) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(n_numeric, FREQUENCIES) * FREQUENCY_STD)
+        self.linear = PerColumnLinear(n_numeric, 2 * FREQUENCIES, dim)
+        self.out_dim = n_numeric * dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        angles = 2 * math.pi * self.frequencies * x.unsqueeze(-1)
+        features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+        return torch.relu(self.linear(features)).flatten(1)
+
+
+class PiecewiseLinearEncoding(nn.Module):
+    """[n, columns] -> [n, columns * bins]: each value's position in each bin, clamped to [0, 1]. Columns
+    with fewer distinct edges get fewer bins; the padding bins always read 0."""
+
+    def __init__(self, edges: list[np.ndarray], bins: int) -> None:
+        super().__init__()
+        left = np.zeros((len(edges), bins), dtype=np.float32)
+        inv_width = np.zeros((len(edges), bins), dtype=np.float32)
+        for j, column in enumerate(edges):
+            column = np.unique(np.asarray(column, dtype=np.float64))
+            if len(column) < 2:
+                column = np.array([column[0] if len(column) else 0.0, (column[0] if len(column) else 0.0) + 1.0])
+            pick = np.unique(np.round(np.linspace(0, len(column) - 1, min(bins, len(column) - 1) + 1)).astype(int))
+            chosen = column[pick]
+            k = len(chosen) - 1
+            left[j, :k] = chosen[:-1]
+            inv_width[j, :k] = 1.0 / np.diff(chosen)
+        self.register_buffer("left", torch.from_numpy(left))
+        self.register_buffer("inv_width", torch.from_numpy(inv_width))
+        self.bins = bins
+        self.out_dim = len(edges) * bins
+
+    def encode(self, x: Tensor) -> Tensor:  # [n, columns, bins]
+        return ((x.unsqueeze(-1) - self.left) * self.inv_width).clamp(0.0, 1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.encode(x).flatten(1)
+
+
+class Piecewise(nn.Module):
+    def __init__(self, edges: list[np.ndarray], dim: int) -> None:
+        super().__init__()
+        self.encoding = PiecewiseLinearEncoding(edges, PIECEWISE_BINS)
+        self.linear = PerColumnLinear(len(edges), PIECEWISE_BINS, dim)
+        self.out_dim = len(edges) * dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.linear(self.encoding.encode(x))).flatten(1)
+
+
+def _edges(schema: Schema) -> list[np.ndarray]:
+    if len(schema.numeric_edges) == schema.n_numeric:
+        return [np.asarray(e, dtype=np.float64) for e in schema.numeric_edges]
+    normal = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.01, 0.99, 65)])  # numpy: meta-safe
+    return [normal for _ in range(schema.n_numeric)]
+
+
+def piecewise_linear(schema: Schema, bins: int) -> PiecewiseLinearEncoding:
+    """The bare encoding (no weights), e.g. for logistic regression's additive bins."""
+    return PiecewiseLinearEncoding(_edges(schema), bins)
+
+
+def make_numeric_embedding(kind: str, schema: Schema, dim: int) -> nn.Module:
+    """The module for ``model.num_embedding``; ``out_dim`` says its output width."""
+    if kind == "none" or schema.n_numeric == 0:
+        return Identity(schema.n_numeric)
+    if kind == "periodic":
+        return Periodic(schema.n_numeric, dim)
+    if kind == "piecewise":
+        return Piecewise(_edges(schema), dim)
+    raise ValueError(f"unknown model.num_embedding '{kind}'; allowed: none, periodic, piecewise")
