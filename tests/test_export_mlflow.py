@@ -84,7 +84,8 @@ def test_export_makes_one_run_per_trial_with_metrics_ranks_and_report_files_and_
     assert (best.data.tags["costbench.pareto_rank"], best.data.tags["costbench.pick"]) == ("1", "true")
     assert (worse.data.tags["costbench.pareto_rank"], worse.data.tags["costbench.pick"]) == ("2", "false")
     assert best.data.tags["costbench.version"] == "0.2.0"  # from the trial's environment file
-    assert best.data.tags["costbench.env_id"] == "e0e0e0e0e0e0" and best.data.tags["costbench.data_id"] == "d0d0d0d0d0d0"
+    assert best.data.tags["costbench.env_id"] == "e0e0e0e0e0e0"
+    assert best.data.tags["costbench.data_id"] == "d0d0d0d0d0d0"
     assert json.loads(best.data.tags["costbench.axes"]) == ["model.size", "precision"]
     assert best.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert best.info.status == "FINISHED"
