@@ -470,7 +470,9 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
         console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
                       f"of {len(sweep.trials)}", highlight=False)
     if outcome.interrupted or outcome.fail_fast_stopped or outcome.disk_full:
-        missing = len(sweep.trials) - sum(statuses.values())
+        wanted = len(sweep.trials) if sweep.spec.search is None else \
+            min(len(sweep.trials), sweep.spec.search.n_trials * sweep.spec.repeats)  # a search runs n_trials points
+        missing = max(0, wanted - sum(statuses.values()))
         if outcome.disk_full:
             stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)
         why = (f"interrupted ({signal.Signals(outcome.interrupted).name})" if outcome.interrupted
