@@ -14,4 +14,10 @@ python3 -m costbench sweep sweeps/gpu-scale.yaml --out "$out/run" --trial-timeou
   --set data.rows=200000 --set train.epochs=2 --set 'grid.model.family=[mlp,transformer]' \
   --set 'grid.model.size=[m,l]' --set 'grid.train.batch_size=[4096]' 2>&1 | tee "$out/sweep.txt"
 python3 -m costbench report "$out/run" --format markdown 2>&1 | tee "$out/report.txt"
-tar czf "$out/gpu-scale-run.tgz" -C "$out" run && rm -rf "$out/run"  # the device returns at most 8 files
+# XGBoost (device="cuda") and CatBoost (task_type="GPU") GPU training; without their wheels on the image
+# (carry them like pydantic) the trials are skipped records naming `pip install "costbench[gbdt]"`.
+python3 -m costbench sweep sweeps/trees-vs-nets.yaml --out "$out/trees" --trial-timeout 180 --set device=cuda --set "exclude=[]" \
+  --set data.rows=200000 --set threads=8 --set 'grid.model.family=[xgboost,catboost]' --set 'grid.model.size=[s,m]' \
+  --set 'grid.precision=[fp32]' 2>&1 | tee "$out/trees_sweep.txt"
+python3 -m costbench report "$out/trees" --format markdown 2>&1 | tee "$out/trees_report.txt"
+tar czf "$out/gpu-scale-run.tgz" -C "$out" run trees && rm -rf "$out/run" "$out/trees"  # at most 8 files come back

@@ -120,11 +120,11 @@ def validate(
 ) -> None:
     """Check a sweep file and its data files, and list the trials it expands to, without running anything."""
     from costbench.engine import check_data
-    from costbench.spec import cuda_warnings, load_sweep
+    from costbench.spec import load_sweep, machine_warnings
 
     sweep = load_sweep(sweep_file, set_ or [])
     check_data(sweep.trials, asked_by=sweep.where("data"))
-    for warning in cuda_warnings(sweep.trials):
+    for warning in machine_warnings(sweep.trials):
         warn(stderr, warning)
     table = Table(title=f"{sweep.spec.name}: {len(sweep.trials)} trial(s)", title_justify="left")
     table.add_column("id", style="cyan", no_wrap=True)

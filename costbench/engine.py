@@ -35,7 +35,7 @@ from costbench.progress import SweepProgress
 from costbench.record import utc_now
 from costbench.resources import ResourcePlan, plan_resources
 from costbench.run_files import RUN_FILE, store_environment, write_run_file
-from costbench.spec import DataConfig, Sweep, Trial, canonical_json, cuda_warnings
+from costbench.spec import DataConfig, Sweep, Trial, canonical_json, machine_warnings
 from costbench.store import (
     SWEEP_FILE,
     DiskFull,
@@ -101,7 +101,7 @@ def run_sweep(sweep: Sweep, options: SweepOptions, console: Console, stderr: Con
 
 
 def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Console, stderr: Console) -> int:
-    for warning in cuda_warnings(sweep.trials):
+    for warning in machine_warnings(sweep.trials):
         warn(stderr, warning)
     trial_fn = os.environ.get(TRIAL_FN_ENV, TRIAL_FUNCTION)
     _check_importable(trial_fn)

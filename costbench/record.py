@@ -99,6 +99,13 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "throughput": ("rows/s", "max", "rows scored per second"),
     "serve_cost_per_million_usd": ("$", "min", "cost of one million predictions at measured throughput"),
     "serve_energy_per_1k_j": ("J", "min", "energy per 1,000 predictions, where a hardware counter exists"),
+    # MLPerf LoadGen scenarios (serve.scenario)
+    "max_qps_at_slo": ("rows/s", "max", "server scenario: highest Poisson QPS LoadGen calls VALID with p99 <= "
+                       "serve.slo_ms"),
+    "p99_at_slo_ms": ("ms", "min", "server scenario: LoadGen's p99 at max_qps_at_slo"),
+    "serve_cost_per_million_at_slo_usd": ("$", "min", "cost of one million predictions served at max_qps_at_slo"),
+    "offline_qps": ("rows/s", "max", "offline scenario: LoadGen's samples per second"),
+    "single_stream_p90_ms": ("ms", "min", "single-stream scenario: LoadGen's 90th percentile latency"),
     "probe_drift": ("", "min", "relative change of the GEMM probe across the latency phase (noise)"),
     "round_spread": ("", "min", "max / min - 1 of the per-round p50s at the headline batch size (noise)"),
 }

@@ -33,6 +33,7 @@ class TrialMeasurements:
     quality: dict[str, float] | None = None
     latency: dict[str, Any] | None = None
     serve_cost: PhaseCost | None = None
+    scenario: dict[str, Any] | None = None  # runtimes.loadgen.run_scenario's result
 
     @property
     def gpu_name(self) -> str | None:
@@ -58,6 +59,8 @@ def trial_metrics(m: TrialMeasurements) -> dict[str, Any]:
             metrics["auc_gap_to_bayes"] = m.data.bayes_auc - m.quality["auc"]
     if m.latency is not None:
         metrics.update(_latency_metrics(m))
+    if m.scenario is not None:
+        metrics.update(_scenario_metrics(m))
     return metrics
 
 
@@ -117,3 +120,17 @@ def _latency_metrics(m: TrialMeasurements) -> dict[str, Any]:
         weights = m.served.size.param_bytes if m.served is not None else None
         metrics["model_serve_mem_mb"] = None if growth is None or weights is None else weights / MB + growth
     return metrics
+
+
+def _scenario_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    """The LoadGen scenario's figure; a run LoadGen did not call VALID gives n/a, never its raw number."""
+    assert m.scenario is not None
+    found, run = m.scenario, m.scenario["runs"][-1]
+    if found["scenario"] == "server":
+        qps = found["max_qps_at_slo"]
+        return {"max_qps_at_slo": qps, "p99_at_slo_ms": found["p99_at_slo_ms"],
+                "serve_cost_per_million_at_slo_usd": serve_cost_per_million_usd(qps, m.device, m.threads,
+                                                                                m.gpu_name, m.cfg.prices)}
+    if found["scenario"] == "offline":
+        return {"offline_qps": run["samples_per_s"] if run["valid"] else None}
+    return {"single_stream_p90_ms": run["p90_ms"] if run["valid"] else None}

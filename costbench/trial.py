@@ -79,6 +79,11 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     device = resolve_device(cfg.device)
     family = get_family(cfg.model.family)
     family.check(cfg, device)
+    if cfg.serve.scenario != "none":
+        from costbench.runtimes.loadgen import missing_loadgen
+
+        if reason := missing_loadgen():
+            raise TrialSkipped(reason)
     seed_everything(cfg.seed)
 
     phase("data")
@@ -106,6 +111,14 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                                         on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency"))
     found.serve_cost = serve_cost.result
     memory.close()
+    if cfg.serve.scenario != "none":
+        from costbench.measure.latency import latency_lock
+        from costbench.runtimes.loadgen import run_scenario
+
+        step = f"scenario {cfg.serve.scenario}"
+        phase(step)
+        with latency_lock(on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase(step)):
+            found.scenario = run_scenario(served.predict, served.stage, data.test, cfg.serve)
 
     details = {
         "family": family.name,
@@ -121,5 +134,6 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
         "energy": {"train": found.fit_cost.energy_why_unavailable,
                    "serve": found.latency["energy_why_unavailable"]},
         "data": data.summary,
+        "scenario": found.scenario,
     }
     return trial_metrics(found), details

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from costbench.data import Schema
-from costbench.model_presets import resolve_hparams
+from costbench.model_presets import PRESETS, resolve_hparams
 from costbench.models import build_model, count_params
-from costbench.spec import FAMILIES, SEQUENCE_FAMILIES, SIZES, ModelConfig
+from costbench.spec import SEQUENCE_FAMILIES, SIZES, ModelConfig
+
+FAMILIES = tuple(PRESETS)  # the network families; the tree families are tested in test_trees.py
 
 SCHEMA = Schema(numeric_names=["a", "b", "c"], categorical_names=["device", "region"], cardinalities=[4, 7],
                 sequence_length=5, n_items=30, n_item_categories=6)

@@ -17,13 +17,14 @@ from costbench.data import PreparedData, Split
 from costbench.data.load import load_data
 from costbench.errors import TrialSkipped
 from costbench.evaluate import evaluate
-from costbench.model_presets import resolve_hparams
+from costbench.model_presets import PRESETS, resolve_hparams
 from costbench.models import build_model
 from costbench.precision import CompileFailed, get_policy, param_bytes, serialized_bytes
-from costbench.spec import FAMILIES, DataConfig, EvalConfig, ModelConfig, QuantizeConfig, TrainConfig
+from costbench.spec import DataConfig, EvalConfig, ModelConfig, QuantizeConfig, TrainConfig
 from costbench.train import seed_everything, train_model
 from tests.test_train import tiny_data
 
+FAMILIES = tuple(PRESETS)  # the network families; the tree families are tested in test_trees.py
 CPU = torch.device("cpu")
 EAGER = QuantizeConfig(compile=False)  # compiling is tested once below; elsewhere it would only cost time
 SCHEMES = ("dynamic", "weight_only", "legacy_dynamic")

@@ -52,7 +52,7 @@ CASES = [
     ("unknown-precision", "name: t\ngrid: {precision: [fp32, fp8]}\n",
      ["sweep.yaml:2:", "grid.precision[1]", "unknown value 'fp8'", "allowed: fp32, fp16, bf16, int8"]),
     ("unknown-device", "name: t\ndevice: tpu\n", ["device", "unknown device 'tpu'", "cpu, cuda, cuda:N, auto"]),
-    ("unknown-family", "name: t\nmodel: {family: xgboost}\n", ["model.family", "unknown value 'xgboost'"]),
+    ("unknown-family", "name: t\nmodel: {family: tabnet}\n", ["model.family", "unknown value 'tabnet'"]),
     ("zero-batch", "name: t\ngrid: {train.batch_size: [256, 0]}\n",
      ["grid.train.batch_size[1]", "greater than 0"]),
     ("negative-batch", "name: t\ntrain: {batch_size: -8}\n", ["train.batch_size", "greater than 0"]),

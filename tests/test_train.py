@@ -16,11 +16,12 @@ from costbench.budget import resolve_budget
 from costbench.data import PreparedData, Schema, Split
 from costbench.data.load import load_data
 from costbench.evaluate import evaluate, predict_proba
-from costbench.model_presets import resolve_hparams
+from costbench.model_presets import PRESETS, resolve_hparams
 from costbench.models import build_model, set_output_bias
-from costbench.spec import FAMILIES, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from costbench.spec import DataConfig, EvalConfig, ModelConfig, TrainConfig
 from costbench.train import NonFiniteLoss, lr_factor, seed_everything, train_model, validation_auc
 
+FAMILIES = tuple(PRESETS)  # the network families; the tree families are tested in test_trees.py
 CPU = torch.device("cpu")
 SCHEMA = Schema(numeric_names=["a", "b", "c", "d"], categorical_names=["device", "source"], cardinalities=[5, 3],
                 sequence_length=6, n_items=50, n_item_categories=8)

@@ -10,6 +10,7 @@ from costbench.families.base import Family, FitSummary, Fitted, ModelSize, Serve
 # family name -> the module whose FAMILY attribute implements it
 FAMILY_MODULES: dict[str, str] = {
     **dict.fromkeys(("logreg", "mlp", "dcn", "gru", "lstm", "transformer"), "costbench.families.torch_nets"),
+    **dict.fromkeys(("lightgbm", "xgboost", "catboost", "random_forest"), "costbench.families.trees"),
 }
 
 __all__ = ["FAMILY_MODULES", "Family", "FitSummary", "Fitted", "ModelSize", "Served", "get_family"]

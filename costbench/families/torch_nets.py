@@ -1,35 +1,27 @@
 """The PyTorch families (logreg, mlp, dcn, gru, lstm, transformer) behind the family seam.
 
 Building is ``models.build_model``, training is ``train.train_model`` under the precision policy's
-autocast and gradient scaler, serving is the policy's cast / int8 quantization / compile. Whether the
-precision can run here is found out by the policy's probe, and a missing kernel is a skip, never a
-fallback.
+autocast and gradient scaler, serving is the ``serve.runtime`` of ``costbench.runtimes`` (eager or
+compiled PyTorch through the policy's cast / int8 quantization, or the exported graph in ONNX Runtime).
+Whether the precision can run here is found out by the runtime (the policy's probe for torch), and a
+missing kernel is a skip, never a fallback.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import torch
 
-from costbench.data import PreparedData, Split
+from costbench.data import PreparedData
 from costbench.errors import TrialSkipped
-from costbench.families.base import Family, FitSummary, Fitted, ModelSize, Progress, Served
+from costbench.families.base import Family, FitSummary, Fitted, Progress, Served
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model, count_params
-from costbench.precision import get_policy, param_bytes, serialized_bytes
+from costbench.precision import get_policy
+from costbench.runtimes import get_runtime
 from costbench.spec import TrialConfig
 from costbench.train import train_model
-
-
-def stage_tensors(device: torch.device) -> Any:
-    """The torch runtime's inputs: the four input tensors of some rows, contiguous, on ``device``."""
-
-    def stage(split: Split, rows: Any) -> tuple[torch.Tensor, ...]:
-        return tuple(t[rows].contiguous().to(device) for t in split.inputs())
-
-    return stage
 
 
 class TorchFamily(Family):
@@ -39,7 +31,7 @@ class TorchFamily(Family):
         self.name = name
 
     def check(self, cfg: TrialConfig, device: torch.device) -> None:
-        reason = get_policy(cfg.precision).skip_reason(device, self.name, cfg.quantize)
+        reason = get_runtime(cfg.serve.runtime).skip_reason(cfg, device, self.name)
         if reason:
             raise TrialSkipped(reason)
 
@@ -58,14 +50,7 @@ class TorchFamily(Family):
         return Fitted(model=model, hparams=hparams, params=count_params(model), summary=summary)
 
     def prepare(self, fitted: Fitted, data: PreparedData, cfg: TrialConfig, device: torch.device) -> Served:
-        stage = stage_tensors(device)
-        example = stage(data.test, slice(0, cfg.serve.objective_batch_size))
-        served = get_policy(cfg.precision).prepare_for_serving(fitted.model, example, device, cfg.quantize,
-                                                               cfg.serve.compile)
-        size = ModelSize(params=fitted.params, param_bytes=param_bytes(served), model_bytes=serialized_bytes(served))
-        return Served(predict=served.fn, stage=stage, size=size, info={"runtime": "torch", **served.info},
-                      prepare_seconds=served.info.get("quantize_seconds") or 0.0,
-                      compile_seconds=served.info.get("compile_seconds") or 0.0)
+        return get_runtime(cfg.serve.runtime).serve(fitted, data, cfg, device)
 
 
 def family(name: str) -> TorchFamily:

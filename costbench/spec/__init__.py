@@ -7,7 +7,7 @@ is allowed. Nothing here imports torch.
 """
 
 from costbench.spec.expand import Trial, apply_overrides, canonical_json, parse_overrides, trial_id
-from costbench.spec.hardware import cuda_warnings
+from costbench.spec.hardware import cuda_warnings, machine_warnings, package_warnings
 from costbench.spec.load import Sweep, load_sweep
 from costbench.spec.schema import (
     DEFAULT_OBJECTIVES,
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_OBJECTIVES", "DEVICE_PATTERN", "FAMILIES", "MIN_CALLS_FOR_P99", "PRECISIONS", "SEQUENCE_FAMILIES",
     "SIZES", "TRIAL_SECTIONS", "DataConfig", "EvalConfig", "ExecutorConfig", "ModelConfig", "PricesConfig",
     "QuantizeConfig", "ServeConfig", "SplitConfig", "Sweep", "SweepSpec", "TrainConfig", "Trial",
-    "TrialConfig", "apply_overrides", "canonical_json", "cuda_warnings", "load_sweep", "parse_objective",
+    "TrialConfig", "apply_overrides", "canonical_json", "cuda_warnings", "load_sweep", "machine_warnings",
+    "package_warnings", "parse_objective",
     "parse_overrides", "read_sweep_file", "trial_id",
 ]

@@ -21,3 +21,24 @@ def cuda_warnings(trials: list[Trial]) -> list[str]:
     devices = sorted({t.config["device"] for t in cuda})
     return [f"{len(cuda)} trial(s) ask for {', '.join(devices)} but this machine has no CUDA GPU: "
             "they will be recorded as skipped"]
+
+
+def package_warnings(trials: list[Trial]) -> list[str]:
+    """One warning per model family whose library is not installed here (its trials will be skipped)."""
+    import importlib.util
+
+    from costbench.tree_presets import INSTALL_HINT, PACKAGES
+
+    counts: dict[str, int] = {}
+    for t in trials:
+        family = t.config["model"]["family"]
+        if family in PACKAGES:
+            counts[family] = counts.get(family, 0) + 1
+    return [f"{n} {family} trial(s) need the {PACKAGES[family]} package, which is not installed: they will be "
+            f"recorded as skipped; {INSTALL_HINT}"
+            for family, n in counts.items() if importlib.util.find_spec(PACKAGES[family]) is None]
+
+
+def machine_warnings(trials: list[Trial]) -> list[str]:
+    """Everything about this machine that will turn trials into skipped records, said before they start."""
+    return package_warnings(trials) + cuda_warnings(trials)

@@ -15,12 +15,15 @@ from costbench.errors import did_you_mean, echo
 from costbench.record import is_known_metric
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
-Family = Literal["logreg", "mlp", "dcn", "gru", "lstm", "transformer"]
+Family = Literal["logreg", "mlp", "dcn", "gru", "lstm", "transformer", "lightgbm", "xgboost", "catboost",
+                 "random_forest"]
 Size = Literal["xs", "s", "m", "l", "xl"]
 DataSource = Literal["synthetic", "csv", "parquet"]
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["constant", "cosine"]
-QuantizeScheme = Literal["dynamic", "weight_only", "legacy_dynamic"]
+QuantizeScheme = Literal["dynamic", "weight_only", "legacy_dynamic", "ort_dynamic"]
+Runtime = Literal["eager", "compile", "onnxruntime"]
+Scenario = Literal["none", "single_stream", "server", "offline"]
 ExecutorKind = Literal["local", "ray"]
 
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -30,6 +33,7 @@ DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 QUANTIZE_SCHEMES: tuple[str, ...] = get_args(QuantizeScheme)
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 SEQUENCE_FAMILIES: tuple[str, ...] = ("gru", "lstm", "transformer")  # the families that read the session sequence
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|auto)$")
@@ -116,6 +120,19 @@ class ModelConfig(Section):
     num_embedding: Literal["auto", "none", "periodic", "piecewise"] = Field(
         "auto", description="numeric feature embeddings (Gorishniy et al. 2022); auto: piecewise for mlp and "
                             "dcn (measured: 0.009 from Bayes AUC vs 0.014 without), none for the others")
+    params: dict[str, Any] = Field({}, description="a tree library's own hyperparameters, over the size preset")
+
+    @model_validator(mode="after")
+    def _params_fit_family(self) -> ModelConfig:
+        from costbench.tree_presets import TREE_FAMILIES, check_params  # library-free
+
+        check_params(self.family, self.params)
+        if self.family in TREE_FAMILIES:
+            set_ = [k for k in ("hidden", "layers", "emb_dim", "heads", "dropout") if getattr(self, k) is not None]
+            if set_:
+                raise ValueError(f"model.{set_[0]} shapes a network; '{self.family}' takes its own "
+                                 "hyperparameters under model.params")
+        return self
 
 
 class TrainConfig(Section):
@@ -149,7 +166,32 @@ class ServeConfig(Section):
     min_seconds: float = Field(0.5, ge=0)
     rounds: int = Field(3, ge=1)
     batch_size_for_objective: int | None = Field(None, gt=0)
-    compile: bool = False
+    runtime: Runtime = Field("eager", description="eager PyTorch, torch.compile, or the exported graph in ONNX Runtime")
+    compile: bool = Field(False, description="older spelling of runtime: compile; kept equal to runtime == compile")
+    scenario: Scenario = Field("none", description="an MLPerf LoadGen scenario run after the latency phase")
+    slo_ms: float = Field(60.0, gt=0, description="server: the p99 bound (MLPerf DLRM-v2's is 60 ms)")
+    max_batch: int = Field(256, gt=0, description="server/offline: the dynamic batcher's largest batch")
+    max_wait_ms: float = Field(2.0, ge=0, description="server: longest a sample waits for its batch to fill")
+    scenario_seconds: float = Field(2.0, gt=0, le=600, description="minimum duration of one LoadGen run")
+    search_steps: int = Field(6, ge=1, le=20, description="server: LoadGen runs of the QPS bisection")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_compile(cls, value: Any) -> Any:
+        """``serve.compile: true`` (v0.1) is ``serve.runtime: compile``; afterwards ``compile`` only mirrors
+        the runtime, so both spellings make the same trial (and the same id)."""
+        if not isinstance(value, dict):
+            return value
+        value = dict(value)
+        compile, runtime = value.get("compile", False), value.get("runtime", "eager")
+        if compile is True:
+            if runtime not in ("eager", "compile"):
+                raise ValueError(f"serve.compile: true contradicts serve.runtime: {echo(runtime)}; drop "
+                                 "serve.compile (write serve.runtime: compile for torch.compile)")
+            value["runtime"] = "compile"
+        if isinstance(value.get("runtime", "eager"), str) and compile in (True, False):
+            value["compile"] = value.get("runtime", "eager") == "compile"
+        return value
 
     @field_validator("batch_sizes")
     @classmethod
@@ -239,8 +281,10 @@ class TrialConfig(Section):
                 f"use one of logreg, mlp, dcn"
             )
         from costbench.model_presets import resolve_hparams  # torch-free
+        from costbench.tree_presets import TREE_FAMILIES
 
-        resolve_hparams(self.model)
+        if self.model.family not in TREE_FAMILIES:
+            resolve_hparams(self.model)
         return self
 
 

@@ -1,0 +1,218 @@
+"""MLPerf LoadGen scenarios (``serve.scenario``) driving a served model, LoadGen deciding what counts.
+
+- ``single_stream``: one sample per query, the next issued when the last completes; reports LoadGen's
+  90th-percentile latency.
+- ``offline``: every sample at once; the model takes them in batches of ``serve.max_batch``; reports
+  samples per second.
+- ``server``: Poisson arrivals at a target QPS. Queries go to one dynamic batcher, which runs a batch when
+  it holds ``serve.max_batch`` samples or its oldest one has waited ``serve.max_wait_ms``. A bisection
+  over the target QPS (``serve.search_steps`` LoadGen runs of ``serve.scenario_seconds`` each) finds the
+  highest QPS LoadGen calls VALID with its p99 under ``serve.slo_ms``; that QPS, its p99 and LoadGen's
+  verdict of every run are recorded. The search starts from the throughput at ``max_batch`` measured
+  by a short offline run.
+
+A scenario's time is bounded: roughly ``(search_steps + 1) x scenario_seconds`` for server and
+``scenario_seconds`` for the others (plus LoadGen's own start-up).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+INSTALL = 'pip install "costbench[serve]"'
+CALIBRATION_SECONDS = 0.25
+P99_MIN_QUERIES = 662  # LoadGen's early-stopping floor for a 99th percentile
+
+
+def missing_loadgen() -> str | None:
+    """Why LoadGen cannot run here, or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlperf_loadgen") is None:
+        return f"serve.scenario needs MLPerf LoadGen (mlcommons-loadgen): {INSTALL}"
+    return None
+
+
+class Batcher:
+    """The server's dynamic batcher: samples in, one ``predict`` per batch, LoadGen told per sample."""
+
+    def __init__(self, run: Callable[[torch.Tensor], None], max_batch: int, max_wait_s: float) -> None:
+        self.run, self.max_batch, self.max_wait_s = run, max_batch, max_wait_s
+        self.pending: list[Any] = []
+        self.oldest = 0.0
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.batches = 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def add(self, samples: list[Any]) -> None:
+        with self.cond:
+            if not self.pending:
+                self.oldest = time.perf_counter()
+            self.pending.extend(samples)
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+        self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.stopped:
+                    if len(self.pending) >= self.max_batch:
+                        break
+                    if self.pending:
+                        left = self.oldest + self.max_wait_s - time.perf_counter()
+                        if left <= 0:
+                            break
+                        self.cond.wait(left)
+                    else:
+                        self.cond.wait()
+                if self.stopped and not self.pending:
+                    return
+                batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+                self.oldest = time.perf_counter()
+            self.run(batch)
+            self.batches += 1
+
+
+def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[Any, ...]], split: Any,
+                 serve: Any, out_dir: Path | None = None) -> dict[str, Any]:
+    """Run ``serve.scenario`` with LoadGen against ``predict``; a dict for the record's details and metrics."""
+    import mlperf_loadgen as lg
+
+    rows = len(split.label)
+    sizes = {"max_batch": serve.max_batch, "max_wait_ms": serve.max_wait_ms, "slo_ms": serve.slo_ms,
+             "scenario_seconds": serve.scenario_seconds}
+
+    def answer(samples: list[Any]) -> None:
+        index = torch.tensor([s.index for s in samples], dtype=torch.long)
+        predict(*stage(split, index))
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, 0, 0) for s in samples])
+
+    if serve.scenario == "server":
+        peak = _offline_rate(lg, answer, rows, serve, out_dir)
+
+        def attempt(qps: float) -> tuple[bool, dict[str, Any]]:
+            run = _one_run(lg, answer, rows, "server", serve, qps=qps, out_dir=out_dir)
+            return run["valid"] and run["p99_ms"] is not None and run["p99_ms"] <= serve.slo_ms, run
+
+        runs, best = bisect_qps(peak, serve.search_steps, attempt)
+        return {"scenario": "server", **sizes, "offline_samples_per_s": peak, "runs": runs,
+                "max_qps_at_slo": best["target_qps"] if best else None,
+                "p99_at_slo_ms": best["p99_ms"] if best else None,
+                "verdict": best["verdict"] if best else "no run met the SLO with a VALID result"}
+    expected = _offline_rate(lg, answer, rows, serve, out_dir) if serve.scenario == "offline" else None
+    run = _one_run(lg, answer, rows, serve.scenario, serve, qps=expected, out_dir=out_dir)
+    return {"scenario": serve.scenario, **sizes, "runs": [run], "verdict": run["verdict"]}
+
+
+def bisect_qps(peak: float, steps: int, attempt: Callable[[float], tuple[bool, dict[str, Any]]]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries: start at 0.8 x ``peak`` (an
+    offline rate), halve until one passes, then bisect between the best pass and the lowest failure.
+    Returns every try (with ``target_qps``) and the best passing one, or None."""
+    runs: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    low, high, qps = 0.0, peak * 1.1, peak * 0.8
+    for _ in range(steps):
+        ok, run = attempt(qps)
+        runs.append({**run, "target_qps": qps})
+        if ok:
+            best, low = runs[-1], qps
+        else:
+            high = qps
+        qps = (low + high) / 2 if low > 0 else qps / 2
+    return runs, best
+
+
+def _offline_rate(lg: Any, answer: Callable[[list[Any]], None], rows: int, serve: Any,
+                  out_dir: Path | None) -> float:
+    """Samples per second of a short offline calibration run (its verdict does not count)."""
+    rate = 1000.0
+    for _ in range(2):  # LoadGen sizes the offline query by the expected rate: the second run uses the first's
+        rate = _one_run(lg, answer, rows, "offline", serve, qps=rate, out_dir=out_dir,
+                        seconds=CALIBRATION_SECONDS)["samples_per_s"] or rate
+    return rate
+
+
+def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: str, serve: Any,
+             qps: float | None, out_dir: Path | None, seconds: float | None = None) -> dict[str, Any]:
+    """One LoadGen run in PerformanceOnly mode; its summary read back from LoadGen's own log. ``qps`` is the
+    server's target, or the offline run's expected rate (LoadGen sizes its one query by it)."""
+    settings = lg.TestSettings()
+    settings.mode = lg.TestMode.PerformanceOnly
+    seconds_ms = int((serve.scenario_seconds if seconds is None else seconds) * 1000)
+    settings.min_duration_ms, settings.max_duration_ms = seconds_ms, max(seconds_ms * 4, 1000)
+    settings.min_query_count = 1
+    batcher: Batcher | None = None
+    if scenario == "server":
+        settings.scenario = lg.TestScenario.Server
+        settings.server_target_qps = qps
+        settings.server_target_latency_ns = int(serve.slo_ms * 1e6)
+        settings.server_target_latency_percentile = 0.99
+        settings.server_coalesce_queries = True  # queries due together reach the batcher in one callback
+        settings.min_query_count = max(P99_MIN_QUERIES, int(qps * serve.scenario_seconds))
+        batcher = Batcher(answer, serve.max_batch, serve.max_wait_ms / 1000)
+        issue = batcher.add
+    elif scenario == "offline":
+        settings.scenario = lg.TestScenario.Offline
+        settings.offline_expected_qps = qps
+
+        def issue(samples: list[Any]) -> None:
+            for start in range(0, len(samples), serve.max_batch):
+                answer(samples[start:start + serve.max_batch])
+    else:
+        settings.scenario = lg.TestScenario.SingleStream
+        settings.single_stream_expected_latency_ns = 100_000
+        settings.min_query_count = P99_MIN_QUERIES
+        issue = answer
+
+    sut = lg.ConstructSUT(issue, lambda: None)
+    qsl = lg.ConstructQSL(rows, rows, lambda _s: None, lambda _s: None)
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = Path(out_dir or tmp)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        output = lg.LogOutputSettings()
+        output.outdir, output.copy_summary_to_stdout = str(log_dir), False
+        log = lg.LogSettings()
+        log.log_output = output
+        start = time.perf_counter()
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, settings, log)
+        finally:
+            if batcher is not None:
+                batcher.stop()
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut)
+        summary = (log_dir / "mlperf_log_summary.txt").read_text()
+    return {**parse_summary(summary), "scenario": scenario, "target_qps": qps,
+            "wall_s": time.perf_counter() - start, "batches": batcher.batches if batcher else None}
+
+
+def parse_summary(text: str) -> dict[str, Any]:
+    """LoadGen's summary: its verdict, why a run is INVALID, samples/s and the latency percentiles."""
+    def number(label: str) -> float | None:
+        found = re.search(rf"^{re.escape(label)}\s*:\s*([\d.eE+-]+)", text, re.MULTILINE)
+        return float(found.group(1)) if found else None
+
+    verdict = re.search(r"Result is\s*:\s*(\w+)", text)
+    why = [line.strip().replace(" :", ":") for line in text.splitlines() if re.search(r"satisfied\s*:\s*NO", line)]
+    p99, p90 = number("99.00 percentile latency (ns)"), number("90.00 percentile latency (ns)")
+    samples = number("Samples per second") or number("Completed samples per second")
+    return {"verdict": verdict.group(1) if verdict else "unknown", "valid": bool(verdict and
+                                                                              verdict.group(1) == "VALID"),
+            "invalid_because": why, "samples_per_s": samples,
+            "p99_ms": p99 / 1e6 if p99 is not None else None, "p90_ms": p90 / 1e6 if p90 is not None else None}

@@ -1,0 +1,226 @@
+"""The ``onnxruntime`` runtime: the trained network exported to ONNX and served by an ONNX Runtime session.
+
+- Export: ``torch.onnx.export`` of the fp32 model with the TorchScript exporter (``dynamo=False``: the dynamo
+  exporter needs ``onnxscript``), inputs named ``numeric``, ``categorical``, ``items``, ``item_categories``
+  and the batch axis dynamic, so one graph serves every batch size. Inputs a model does not read are
+  dropped from the graph by the exporter; ``stage`` feeds only those the graph declares.
+- Session: the CPU execution provider, or CUDA's (with CPU for what it lacks) on a CUDA device;
+  ``intra_op_num_threads`` is the thread count of the resource plan (``torch.get_num_threads()``),
+  ``inter_op_num_threads`` 1 (the graphs are sequential), all graph optimisations on.
+- int8: ``quantize.scheme: ort_dynamic`` is ONNX Runtime's own dynamic quantization
+  (``onnxruntime.quantization.quantize_dynamic``, int8 weights, activations quantized per call), applied to
+  the exported graph; torch's and torchao's schemes are never mixed in. bf16 and fp16 are skipped.
+
+Export time (and quantization) is ``prepare_seconds`` (counted with training), session creation (graph
+optimisation) is ``compile_seconds``, kept out of latency. An export that fails is a skip with the reason;
+a session that cannot be built fails the trial with ONNX Runtime's message.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from costbench.data import PreparedData, Split
+from costbench.errors import TrialSkipped
+from costbench.families.base import Fitted, ModelSize, Served
+from costbench.precision import get_policy
+from costbench.runtimes import Runtime
+from costbench.spec import TrialConfig
+
+INPUT_NAMES = ("numeric", "categorical", "items", "item_categories")
+OUTPUT_NAME = "logit"
+OPSET = 17
+INSTALL = 'pip install "costbench[serve]"'
+QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "ConvInteger")
+FLOAT_MATMUL_OPS = ("MatMul", "Gemm")
+
+
+def missing_packages() -> list[str]:
+    """The packages this runtime needs that are not installed."""
+    import importlib.util
+
+    return [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+
+    def skip_reason(self, cfg: TrialConfig, device: torch.device, family: str) -> str | None:
+        missing = missing_packages()
+        if missing:
+            return f"serve.runtime onnxruntime needs {' and '.join(missing)}: {INSTALL}"
+        if cfg.precision in ("bf16", "fp16"):
+            return (f"serve.runtime onnxruntime serves fp32 and int8 (quantize.scheme ort_dynamic) only: a "
+                    f"{cfg.precision} graph is not built here (ONNX Runtime's CPU provider lacks "
+                    f"{cfg.precision} kernels for these layers)")
+        if cfg.precision == "int8" and cfg.quantize.scheme != "ort_dynamic":
+            return (f"int8 {cfg.quantize.scheme} is a torch/torchao scheme; under serve.runtime onnxruntime "
+                    "write quantize.scheme: ort_dynamic")
+        if device.type == "cuda":
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                return (f"serve.runtime onnxruntime on {device}: this onnxruntime build has no CUDA execution "
+                        f"provider (has {', '.join(ort.get_available_providers())}); pip install onnxruntime-gpu")
+            if cfg.precision == "int8":
+                return ("int8 ort_dynamic on CUDA: ONNX Runtime's dynamic quantization ops (MatMulInteger, "
+                        "DynamicQuantizeLinear) run on the CPU provider only, so the figure would not be the GPU's")
+        # training is fp32 for fp32 and int8 alike: the fp32 policy's probe checks that it runs
+        return get_policy("fp32").skip_reason(device, family, cfg.quantize)
+
+    def serve(self, fitted: Fitted, data: PreparedData, cfg: TrialConfig, device: torch.device) -> Served:
+        model = fitted.model.eval().float()
+        example = tuple(t.contiguous().to(device) for t in data.test.inputs(slice(0, 2)))
+        start = time.perf_counter()
+        graph = export_onnx(model, example)
+        export_seconds = time.perf_counter() - start
+        info: dict[str, Any] = {"runtime": self.name, "precision": cfg.precision, "scheme": None, "dtype": "float32",
+                                "export_seconds": export_seconds, "quantize_seconds": 0.0, "opset": OPSET,
+                                "compiled": False, "notes": []}
+        if cfg.precision == "int8":
+            start = time.perf_counter()
+            graph = quantize_dynamic_int8(graph)
+            info.update(scheme="ort_dynamic", dtype="int8", quantize_seconds=time.perf_counter() - start,
+                        **quantized_op_counts(graph))
+            if not info["quantized_ops"]:
+                raise TrialSkipped("int8 ort_dynamic: ONNX Runtime quantized no operator of this graph")
+        start = time.perf_counter()
+        session = make_session(graph, device)
+        session_seconds = time.perf_counter() - start
+        names = [i.name for i in session.get_inputs()]
+        options = session.get_session_options()
+        info.update(onnxruntime=_ort_version(), providers=session.get_providers(), inputs=names,
+                    session_seconds=session_seconds, intra_op_threads=options.intra_op_num_threads,
+                    inter_op_threads=options.inter_op_num_threads)
+        if device.type == "cuda":
+            info["notes"].append("inputs are staged on the GPU (OrtValue); logits are copied back to the host")
+        predict, stage = _cuda_predict(session, names, device) if device.type == "cuda" else _cpu_predict(session,
+                                                                                                         names)
+        size = ModelSize(params=fitted.params, param_bytes=initializer_bytes(graph), model_bytes=len(graph))
+        return Served(predict=predict, stage=stage, size=size, info=info,
+                      prepare_seconds=export_seconds + info["quantize_seconds"], compile_seconds=session_seconds)
+
+
+def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> bytes:
+    """The serialized ONNX graph of ``model`` (batch axis dynamic); an export failure is a ``TrialSkipped``."""
+    buffer = io.BytesIO()
+    axes = {name: {0: "batch"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+    try:
+        # grad enabled: under no_grad, nn.TransformerEncoderLayer takes its fused inference kernel, which has
+        # no ONNX form; with grad on it runs (and is traced as) its plain ops, with the same results
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(model, example, buffer, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    except Exception as exc:
+        raise TrialSkipped(f"serve.runtime onnxruntime: torch.onnx.export failed for {type(model).__name__}: "
+                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    return buffer.getvalue()
+
+
+def quantize_dynamic_int8(graph: bytes) -> bytes:
+    """``graph`` through ONNX Runtime's dynamic quantization: int8 weights, activations quantized per call."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "int8.onnx"
+        logging.disable(logging.WARNING)  # its root-logger advice to pre-process: shapes are static here
+        try:
+            quantize_dynamic(onnx.load_from_string(graph), out, weight_type=QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        return out.read_bytes()
+
+
+def quantized_op_counts(graph: bytes) -> dict[str, Any]:
+    """Which operators of ``graph`` run in int8 and which float matrix products are left."""
+    import onnx
+
+    ops = Counter(node.op_type for node in onnx.load_from_string(graph).graph.node)
+    return {"quantized_ops": {k: ops[k] for k in QUANTIZED_OPS if ops[k]},
+            "float_matmul_ops": {k: ops[k] for k in FLOAT_MATMUL_OPS if ops[k]}}
+
+
+def initializer_bytes(graph: bytes) -> int:
+    """Bytes of the graph's weights (initializers) as stored: int8 weights count 1 byte each."""
+    import onnx
+    from onnx import numpy_helper
+
+    return sum(numpy_helper.to_array(t).nbytes for t in onnx.load_from_string(graph).graph.initializer)
+
+
+def make_session(graph: bytes, device: torch.device) -> Any:
+    """An ONNX Runtime session for ``graph``, its threads taken from the resource plan."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the provider-assignment notes are not the user's business
+    if device.type == "cuda":
+        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    return ort.InferenceSession(graph, options, providers=providers)
+
+
+def _cpu_predict(session: Any, names: list[str]) -> tuple[Any, Any]:
+    keep = [INPUT_NAMES.index(n) for n in names]
+
+    def stage(split: Split, rows: Any) -> tuple[np.ndarray, ...]:
+        tensors = split.inputs()
+        return tuple(np.ascontiguousarray(tensors[i][rows].numpy()) for i in keep)
+
+    def predict(*arrays: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAME], dict(zip(names, arrays, strict=True)))[0]
+
+    return predict, stage
+
+
+def _cuda_predict(session: Any, names: list[str], device: torch.device) -> tuple[Any, Any]:
+    import onnxruntime as ort
+
+    keep, index = [INPUT_NAMES.index(n) for n in names], device.index or 0
+
+    def stage(split: Split, rows: Any) -> tuple[Any, ...]:
+        tensors = split.inputs()
+        return tuple(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(tensors[i][rows].numpy()), "cuda", index)
+                     for i in keep)
+
+    def predict(*values: Any) -> np.ndarray:
+        binding = session.io_binding()
+        for name, value in zip(names, values, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        binding.bind_output(OUTPUT_NAME, "cpu")
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    return predict, stage
+
+
+def _ort_version() -> str:
+    import onnxruntime as ort
+
+    return ort.__version__
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def runtime(name: str) -> OnnxRuntime:
+    return OnnxRuntime()
