@@ -187,6 +187,8 @@ def sweep(
     allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when some trials failed.")] = False,
     fresh: Annotated[bool, typer.Option(help="Start over in a new run directory (old results are kept).")]
     = False,
+    track: Annotated[str | None, typer.Option(help="mlflow: log each record to RUN_DIR/mlflow.db as it arrives "
+                                              "(as `costbench export mlflow` does).")] = None,
 ) -> None:
     """Train, evaluate and measure every trial of a sweep, resuming where a previous run stopped."""
     from costbench.engine import SweepOptions, run_sweep
@@ -195,7 +197,8 @@ def sweep(
     loaded = load_sweep(sweep_file, set_ or [])
     options = SweepOptions(out=out, workers=workers, executor=executor, address=address,
                            trial_timeout=trial_timeout, retries=retries, fail_fast=fail_fast,
-                           retry_failed=retry_failed, fresh=fresh, allow_failures=allow_failures)
+                           retry_failed=retry_failed, fresh=fresh, allow_failures=allow_failures,
+                           track=track)
     raise typer.Exit(run_sweep(loaded, options, console=console, stderr=stderr))
 
 
@@ -234,3 +237,28 @@ def report(
                             traffic=traffic, slo_p99=slo_p99, retrains_per_month=retrains_per_month,
                             format=format_, all_records=all_records, tie_tolerance=tie_tolerance)
     render_report(run_dir, options, console=console, stderr=stderr)
+
+
+export_app = typer.Typer(help="Send a run to the tools you keep experiments in.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow")
+@user_errors
+def export_mlflow(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `costbench sweep`.",
+                                            show_default=False)],
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: sqlite:///RUN_DIR/"
+                                                     "mlflow.db, artifacts in RUN_DIR/mlartifacts).")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Experiment name (default: the sweep's name).")] = None,
+) -> None:
+    """One MLflow run per trial (params: config; metrics; tags: status, Pareto rank, pick) under a parent run
+    holding the report files. Exporting again updates those runs, never duplicates them."""
+    from costbench.export.mlflow import export_run
+
+    done = export_run(run_dir, tracking_uri, experiment)
+    console.print(f"MLflow {done.tracking_uri}, experiment '{done.experiment}': {done.created} run(s) created, "
+                  f"{done.updated} updated, parent run {done.parent_run_id} with {len(done.artifacts)} report "
+                  f"file(s)", highlight=False, markup=False)
+    if tracking_uri is None:
+        console.print(f"view it: mlflow ui --backend-store-uri {done.tracking_uri}", highlight=False, markup=False)

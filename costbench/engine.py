@@ -30,6 +30,7 @@ from rich.console import Console
 
 from costbench.errors import UserError, warn
 from costbench.executors import TRIAL_FUNCTION, Executor, make_executor
+from costbench.export import make_tracker
 from costbench.progress import SweepProgress
 from costbench.record import utc_now
 from costbench.resources import ResourcePlan, plan_resources
@@ -69,6 +70,7 @@ class SweepOptions:
     retry_failed: bool = False
     fresh: bool = False
     allow_failures: bool = False
+    track: str | None = None  # "mlflow": log each record as it arrives (costbench.export)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -120,6 +122,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
         if replanned:
             console.print(f"re-running {replanned} trial(s) recorded with other threads than this run's plan "
                           "(their timings would not compare)", highlight=False)
+        tracker = make_tracker(options.track, run_dir, sweep.spec.name, lambda note: warn(stderr, note))
         # made before the data is prepared: a local executor's forkserver imports meanwhile
         executor, settings = _make_executor(sweep, todo, options, trial_fn, plan)
         try:
@@ -127,13 +130,22 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
             write_run_file(run_dir, sweep, trials, settings)
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
-            outcome = _run(executor, todo, store, counts, options, console) if executor else _Outcome()
+            if executor is not None and sweep.spec.search is not None:  # Optuna picks which of `todo` run
+                outcome = _search(sweep, trials, executor, store, counts, options, console, tracker)
+            else:
+                outcome = _run(executor, todo, store, counts, options, console, tracker) if executor else _Outcome()
         finally:
             if executor is not None:
                 executor.close()
+        if sweep.spec.search is not None:  # the sweep is the points searched, not the whole grid
+            recorded = latest_records(read_records(run_dir)[0])
+            write_run_file(run_dir, sweep, [t for t in trials if t.id in recorded], settings)
         if executor is None:
             console.print("nothing to run: every trial of this sweep has a record", highlight=False)
-    return _finish(sweep, run_dir, options, outcome, console, stderr)
+    status = _finish(sweep, run_dir, options, outcome, console, stderr)
+    if tracker is not None:
+        tracker.finish()  # every record again, now with its Pareto rank, and the report files
+    return status
 
 
 # ----------------------------------------------------------------------------------- run directory
@@ -343,7 +355,7 @@ class _Outcome:
 
 
 def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
-         console: Console) -> _Outcome:
+         console: Console, tracker: Any = None) -> _Outcome:
     outcome = _Outcome()
     start = time.monotonic()
     with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
@@ -365,12 +377,35 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
                     continue
                 outcome.ran += 1
                 progress.finished(event.record)
+                if tracker is not None:
+                    tracker.record(event.record)
                 if options.fail_fast and event.record["status"] == "failed" and not outcome.fail_fast_stopped:
                     outcome.fail_fast_stopped = True
                     progress.note(f"--fail-fast: trial {event.trial_id} failed; ending the running trials")
                     executor.cancel()
     outcome.seconds = time.monotonic() - start
     return outcome
+
+
+def _search(sweep: Sweep, trials: list[Trial], executor: Executor, store: RunStore, counts: Counter[str],
+            options: SweepOptions, console: Console, tracker: Any = None) -> _Outcome:
+    """A `search` section: Optuna proposes batches of the remaining grid points, each run as `_run` runs a sweep."""
+    from costbench.search import run_search
+
+    spec, total = sweep.spec, _Outcome()
+
+    def batch(trials: list[Trial]) -> bool:
+        done = _run(executor, trials, store, counts, options, console, tracker)
+        total.ran, total.seconds = total.ran + done.ran, total.seconds + done.seconds
+        total.interrupted = total.interrupted or done.interrupted
+        total.fail_fast_stopped = total.fail_fast_stopped or done.fail_fast_stopped
+        total.disk_full = total.disk_full or done.disk_full
+        return not (done.interrupted or done.fail_fast_stopped or done.disk_full)
+
+    assert spec.search is not None
+    run_search(spec.search, spec.objectives, trials, lambda: latest_records(read_records(store.run_dir)[0]), batch,
+               getattr(executor, "workers", None) or 4)
+    return total
 
 
 @contextmanager
@@ -435,7 +470,9 @@ def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcom
         console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
                       f"of {len(sweep.trials)}", highlight=False)
     if outcome.interrupted or outcome.fail_fast_stopped or outcome.disk_full:
-        missing = len(sweep.trials) - sum(statuses.values())
+        wanted = len(sweep.trials) if sweep.spec.search is None else \
+            min(len(sweep.trials), sweep.spec.search.n_trials * sweep.spec.repeats)  # a search runs n_trials points
+        missing = max(0, wanted - sum(statuses.values()))
         if outcome.disk_full:
             stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)
         why = (f"interrupted ({signal.Signals(outcome.interrupted).name})" if outcome.interrupted
@@ -472,7 +509,7 @@ def resume_command(run_dir: Path, options: SweepOptions) -> str:
     """The exact command that picks this run up where it stopped (the resolved sweep keeps the ids)."""
     parts = ["costbench", "sweep", str(run_dir / SWEEP_FILE), "--out", str(run_dir)]
     flags = {"--workers": options.workers, "--executor": options.executor, "--address": options.address,
-             "--trial-timeout": options.trial_timeout, "--retries": options.retries}
+             "--trial-timeout": options.trial_timeout, "--retries": options.retries, "--track": options.track}
     for flag, value in flags.items():
         if value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]

@@ -288,6 +288,41 @@ class TrialConfig(Section):
         return self
 
 
+SamplerName = Literal["tpe", "nsga2", "random", "grid"]
+CONSTRAINT_PATTERN = re.compile(r"^\s*([A-Za-z0-9_@.]+)\s*(<=|>=)\s*(-?[0-9.eE+-]+)\s*$")
+
+
+class SearchConfig(Section):
+    """Optuna picks which grid points to run (costbench/search.py): grid lists are its categorical choices."""
+
+    sampler: SamplerName = "tpe"
+    n_trials: int = Field(gt=0, description="grid points to run (repeats of a point count once)")
+    seed: int = 0
+    constraints: list[str] = []
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraints(cls, constraints: list[str]) -> list[str]:
+        for text in constraints:
+            parse_constraint(text)
+        return constraints
+
+
+def parse_constraint(text: str) -> tuple[str, str, float]:
+    """'p99_ms <= 5' -> ('p99_ms', '<=', 5.0); raises ValueError with the allowed form."""
+    match = CONSTRAINT_PATTERN.match(str(text))
+    try:
+        bound = float(match.group(3)) if match else None
+    except ValueError:
+        bound = None
+    if match is None or bound is None:
+        raise ValueError(f"constraint '{echo(text)}' must read METRIC <= NUMBER or METRIC >= NUMBER, "
+                         "e.g. 'p99_ms <= 5'")
+    if not is_known_metric(match.group(1)):
+        raise ValueError(f"constraint '{echo(text)}' names an unknown metric '{echo(match.group(1))}'")
+    return match.group(1), match.group(2), bound
+
+
 class SweepSpec(TrialConfig):
     name: str
     description: str = ""
@@ -297,6 +332,7 @@ class SweepSpec(TrialConfig):
     repeats: int = Field(1, gt=0)
     objectives: list[str] = Field(DEFAULT_OBJECTIVES, min_length=1)
     executor: ExecutorConfig = ExecutorConfig()
+    search: SearchConfig | None = None  # None: run every grid point
 
     @field_validator("name")
     @classmethod
