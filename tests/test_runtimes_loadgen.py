@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("mlperf_loadgen", reason='pip install "costbench[serve]"')
 
-from costbench.runtimes.loadgen import Batcher, parse_summary
+from costbench.runtimes.batcher import Batcher
+from costbench.runtimes.loadgen import parse_summary
 
 SUMMARY = """\
 MLPerf Results Summary
