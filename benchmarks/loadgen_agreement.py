@@ -1,17 +1,19 @@
 """Does costbench's LoadGen server scenario find the QPS a plain Poisson load finds at the same SLO?
 
-For each model, costbench's ``run_scenario`` (MLPerf LoadGen, server scenario) and a hand-written load loop
-search for the highest QPS with p99 <= the SLO. Everything but the load generator is shared: the served
-model and its row staging (``loadgen.rows_server``), the dynamic batcher (``batcher.Batcher``), the
-bisection (``loadgen.bisect_qps``) from the same offline peak, the query count per run
-(max(662, QPS x seconds)), Poisson arrivals, latency = completion - scheduled arrival, and LoadGen's p99
-(the sorted latency at index int(0.99 n)). The hand loop issues each arrival from a Python thread; LoadGen
-issues from its own scheduler, calls back into Python per (coalesced) query and is told per batch. The
-searches run interleaved, ``--repeats`` times, alternating which goes first; the ratio LoadGen / hand is
-printed per repeat with the median. Goal: 0.9-1.1.
+For each model, MLPerf LoadGen (costbench's server scenario) and a hand-written load loop search for the
+highest QPS with p99 <= the SLO. Everything but the load generator is shared: the served model and its row
+staging (``loadgen.rows_server``), the dynamic batcher (``batcher.Batcher``), the search (``loadgen.QpsSearch``
+from the same offline peak), the query count per run (max(662, QPS x seconds)), Poisson arrivals issued the
+same way (sleep until the next is due, then everything due at once: LoadGen's ``server_coalesce_queries``),
+latency = completion - scheduled arrival, and LoadGen's p99 (the sorted latency at index int(0.99 n)). LoadGen
+also has to call it VALID. What differs: LoadGen schedules in C++ and calls back into Python per (coalesced)
+query, and is told per batch through its Python binding; the hand loop issues from a Python thread.
 
-Then LoadGen's own cost: at one QPS below both knees (``--overhead-fraction`` of the hand loop's median QPS),
-a LoadGen run and a hand run, interleaved, with the process CPU time per sample of each.
+First one ``run_scenario`` as a trial runs it (its result and wall time). Then ``--repeats`` pairs of
+searches, run step by step in turn (alternating which goes first) so both see the same machine load: the
+ratio LoadGen / hand per repeat and the median. Goal: 0.9-1.1. Last, LoadGen's own cost: at one QPS below
+both knees (``--overhead-fraction`` of the hand loop's median QPS), LoadGen and hand runs in turn, with the
+process CPU time per sample of each.
 
     PYTHONPATH=. python benchmarks/loadgen_agreement.py --models mlp:xs:ort,mlp:s:ort --slo-ms 20
 """
@@ -32,7 +34,15 @@ from benchmarks.serving_runtimes import serve
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model
 from costbench.runtimes.batcher import Batcher
-from costbench.runtimes.loadgen import P99_MIN_QUERIES, bisect_qps, offline_rate, one_run, rows_server, run_scenario
+from costbench.runtimes.loadgen import (
+    P99_MIN_QUERIES,
+    QpsSearch,
+    meets_slo,
+    offline_rate,
+    one_run,
+    rows_server,
+    run_scenario,
+)
 from costbench.spec import ModelConfig, ServeConfig
 
 
@@ -44,7 +54,9 @@ def loadgen_p99(latencies: list[float]) -> float:
 
 def hand_run(serve_rows: Callable[[list[int]], None], rows: int, cfg: ServeConfig, qps: float,
              rng: np.random.Generator) -> dict[str, Any]:
-    """Poisson arrivals at ``qps`` from this thread into the batcher: p99 (ms) and CPU seconds per sample."""
+    """Poisson arrivals at ``qps`` from this thread into the batcher, issued as LoadGen's server scenario
+    issues them (sleep until the next arrival is due, then hand over every arrival already due at once, as
+    ``server_coalesce_queries`` does): p99 (ms) and CPU seconds per sample."""
     latencies: list[float] = []
 
     def run(batch: list[tuple[float, int]]) -> None:
@@ -57,17 +69,21 @@ def hand_run(serve_rows: Callable[[list[int]], None], rows: int, cfg: ServeConfi
     cpu = time.process_time()
     batcher = Batcher(run, cfg.max_batch, cfg.max_wait_ms / 1000)
     arrivals = (time.perf_counter() + np.cumsum(gaps)).tolist()
-    for scheduled, index in zip(arrivals, indices, strict=True):
-        while (left := scheduled - time.perf_counter()) > 0:
-            time.sleep(left if left > 2e-4 else 0)
-        batcher.add([(scheduled, index)])
+    first = 0
+    while first < count:
+        if (left := arrivals[first] - time.perf_counter()) > 0:
+            time.sleep(left)
+        now, last = time.perf_counter(), first + 1
+        while last < count and arrivals[last] <= now:
+            last += 1
+        batcher.add(list(zip(arrivals[first:last], indices[first:last], strict=True)))
+        first = last
     batcher.stop()
     return {"p99_ms": loadgen_p99(latencies) * 1000, "cpu_us_per_sample": (time.process_time() - cpu) / count * 1e6}
 
 
-def loadgen_cpu_run(serve_rows: Callable[[list[int]], None], rows: int, cfg: ServeConfig,
-                    qps: float) -> dict[str, Any]:
-    """One LoadGen server run at ``qps``: its p99 and verdict, and CPU seconds per sample."""
+def loadgen_run(serve_rows: Callable[[list[int]], None], rows: int, cfg: ServeConfig, qps: float) -> dict[str, Any]:
+    """One LoadGen server run at ``qps``, as ``run_scenario``'s search makes it, with CPU seconds per sample."""
     import mlperf_loadgen as lg
 
     cpu = time.process_time()
@@ -77,7 +93,7 @@ def loadgen_cpu_run(serve_rows: Callable[[list[int]], None], rows: int, cfg: Ser
 
 
 def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: float) -> None:
-    """LoadGen's QPS at the SLO against the hand loop's, ``repeats`` times interleaved; then LoadGen's CPU cost."""
+    """LoadGen's QPS at the SLO against the hand loop's, ``repeats`` times; then LoadGen's CPU cost."""
     import mlperf_loadgen as lg
 
     family, size, kind = spec.split(":")
@@ -87,38 +103,39 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
     served = serve(kind, model, split, [1])
     serve_rows, rows = rows_server(served.predict, served.stage, split), len(split.label)
     rng = np.random.default_rng(0)
-    ratios, hands = [], []
     print(f"{spec}: slo {cfg.slo_ms:g} ms, max_batch {cfg.max_batch}, max_wait {cfg.max_wait_ms:g} ms, "
           f"{cfg.search_steps} steps of {cfg.scenario_seconds:g} s")
+
+    start = time.perf_counter()
+    ours = run_scenario(served.predict, served.stage, split, cfg)
+    print(f"  run_scenario: {_num(ours['max_qps_at_slo'])} QPS at p99 {_num(ours['p99_at_slo_ms'], '.1f')} ms "
+          f"({ours['verdict']}) in {time.perf_counter() - start:.1f} s; tries {_trail(ours['runs'], cfg.slo_ms)}")
+
+    ratios, hands = [], []
     for repeat in range(repeats):
-        found: dict[str, Any] = {}
-        for who in (("loadgen", "hand") if repeat % 2 == 0 else ("hand", "loadgen")):
-            start = time.perf_counter()
-            if who == "loadgen":
-                ours = run_scenario(served.predict, served.stage, split, cfg)
-                found[who] = {"qps": ours["max_qps_at_slo"], "p99_ms": ours["p99_at_slo_ms"], "peak":
-                              ours["offline_samples_per_s"], "verdict": ours["verdict"], "seconds": ours["seconds"],
-                              "runs": ours["runs"]}
-            else:
-                peak = found["loadgen"]["peak"] if "loadgen" in found else offline_rate(lg, serve_rows, rows, cfg,
-                                                                                        None)
-                runs, best = bisect_qps(peak, cfg.search_steps, lambda qps: (
-                    (run := hand_run(serve_rows, rows, cfg, qps, rng))["p99_ms"] <= cfg.slo_ms, run))
-                found[who] = {"qps": best["target_qps"] if best else None, "p99_ms": best["p99_ms"] if best else None,
-                              "peak": peak, "verdict": "-", "seconds": time.perf_counter() - start, "runs": runs}
-        lg_qps, hand_qps = found["loadgen"]["qps"], found["hand"]["qps"]
-        ratio = lg_qps / hand_qps if lg_qps and hand_qps else None
-        if ratio is not None:
-            ratios.append(ratio)
+        peak = offline_rate(lg, serve_rows, rows, cfg, None)
+        searches = {"loadgen": QpsSearch(peak), "hand": QpsSearch(peak)}
+        for step in range(cfg.search_steps):  # the two searches step by step, so both see the same machine
+            for who in (("loadgen", "hand") if (repeat + step) % 2 == 0 else ("hand", "loadgen")):
+                search = searches[who]
+                if who == "loadgen":
+                    run = loadgen_run(serve_rows, rows, cfg, search.qps)
+                else:
+                    run = {**hand_run(serve_rows, rows, cfg, search.qps, rng), "valid": True}
+                search.tell(meets_slo(run, cfg.slo_ms), run)
+        best = {who: search.best for who, search in searches.items()}
+        lg_qps, hand_qps = (best[w]["target_qps"] if best[w] else None for w in ("loadgen", "hand"))
+        if lg_qps and hand_qps:
+            ratios.append(lg_qps / hand_qps)
         if hand_qps:
             hands.append(hand_qps)
-        for who, got in found.items():
-            trail = " ".join(f"{r['target_qps']:.0f}{'+' if _passed(r, cfg.slo_ms) else '-'}" for r in got["runs"])
-            print(f"  repeat {repeat} {who:>8}: {_num(got['qps'])} QPS at p99 {_num(got['p99_ms'], '.1f')} ms "
-                  f"({got['verdict']}), from offline {got['peak']:.0f}/s, {got['seconds']:.1f} s; tries {trail}")
-        print(f"  repeat {repeat} ratio loadgen/hand {_num(ratio, '.2f')}")
+        for who, search in searches.items():
+            print(f"  repeat {repeat} {who:>8}: {_num(best[who] and best[who]['target_qps'])} QPS at p99 "
+                  f"{_num(best[who] and best[who]['p99_ms'], '.1f')} ms; tries {_trail(search.runs, cfg.slo_ms)}")
+        print(f"  repeat {repeat} from offline {peak:.0f}/s: ratio loadgen/hand "
+              f"{_num(lg_qps / hand_qps if lg_qps and hand_qps else None, '.2f')}")
     print(f"{spec}: median ratio loadgen/hand {_num(statistics.median(ratios) if ratios else None, '.2f')} "
-          f"over {len(ratios)} repeats")
+          f"over {len(ratios)} repeats ({', '.join(f'{r:.2f}' for r in ratios)})")
     if not hands:
         return
     qps = overhead_fraction * statistics.median(hands)
@@ -126,7 +143,7 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
     for repeat in range(repeats):
         for who in (("loadgen", "hand") if repeat % 2 == 0 else ("hand", "loadgen")):
             if who == "loadgen":
-                lg_runs.append(loadgen_cpu_run(serve_rows, rows, cfg, qps))
+                lg_runs.append(loadgen_run(serve_rows, rows, cfg, qps))
             else:
                 hand_runs.append(hand_run(serve_rows, rows, cfg, qps, rng))
     lg_cpu = statistics.median(r["cpu_us_per_sample"] for r in lg_runs)
@@ -138,8 +155,9 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
           f"{lg_cpu - hand_cpu:.1f} us ({(lg_cpu - hand_cpu) / hand_cpu:+.0%})")
 
 
-def _passed(run: dict[str, Any], slo_ms: float) -> bool:
-    return run.get("valid", True) and run["p99_ms"] is not None and run["p99_ms"] <= slo_ms
+def _trail(runs: list[dict[str, Any]], slo_ms: float) -> str:
+    """Each try as QPS and + (met the SLO) or - (did not)."""
+    return " ".join(f"{r['target_qps']:.0f}{'+' if meets_slo({'valid': True, **r}, slo_ms) else '-'}" for r in runs)
 
 
 def _num(value: float | None, fmt: str = ".0f") -> str:

@@ -101,7 +101,7 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
 
         def attempt(qps: float) -> tuple[bool, dict[str, Any]]:
             run = one_run(lg, serve_rows, rows, "server", serve, qps=qps, out_dir=out_dir)
-            return run["valid"] and run["p99_ms"] is not None and run["p99_ms"] <= serve.slo_ms, run
+            return meets_slo(run, serve.slo_ms), run
 
         runs, best = bisect_qps(peak, serve.search_steps, attempt)
         return {"scenario": "server", **sizes, "offline_samples_per_s": peak, "runs": runs,
@@ -115,23 +115,38 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
             "seconds": time.perf_counter() - started}
 
 
+class QpsSearch:
+    """The bisection over the target QPS: start at 0.8 x ``peak`` (an offline rate), halve until a try
+    passes, then bisect between the best pass and the lowest failure. ``qps`` is the next try; ``tell``
+    records its outcome."""
+
+    def __init__(self, peak: float) -> None:
+        self.low, self.high, self.qps = 0.0, peak * 1.1, peak * 0.8
+        self.runs: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    def tell(self, ok: bool, run: dict[str, Any]) -> None:
+        self.runs.append({**run, "target_qps": self.qps})
+        if ok:
+            self.best, self.low = self.runs[-1], self.qps
+        else:
+            self.high = self.qps
+        self.qps = (self.low + self.high) / 2 if self.low > 0 else self.qps / 2
+
+
 def bisect_qps(peak: float, steps: int, attempt: Callable[[float], tuple[bool, dict[str, Any]]]
                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries: start at 0.8 x ``peak`` (an
-    offline rate), halve until one passes, then bisect between the best pass and the lowest failure.
-    Returns every try (with ``target_qps``) and the best passing one, or None."""
-    runs: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    low, high, qps = 0.0, peak * 1.1, peak * 0.8
+    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries of a ``QpsSearch``. Returns every
+    try (with ``target_qps``) and the best passing one, or None."""
+    search = QpsSearch(peak)
     for _ in range(steps):
-        ok, run = attempt(qps)
-        runs.append({**run, "target_qps": qps})
-        if ok:
-            best, low = runs[-1], qps
-        else:
-            high = qps
-        qps = (low + high) / 2 if low > 0 else qps / 2
-    return runs, best
+        search.tell(*attempt(search.qps))
+    return search.runs, search.best
+
+
+def meets_slo(run: dict[str, Any], slo_ms: float) -> bool:
+    """A server run counts when LoadGen calls it VALID and its p99 is within the SLO."""
+    return bool(run["valid"]) and run["p99_ms"] is not None and run["p99_ms"] <= slo_ms
 
 
 def offline_rate(lg: Any, serve_rows: Callable[[list[int]], None], rows: int, serve: Any,
