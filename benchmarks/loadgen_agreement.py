@@ -9,9 +9,11 @@ latency = completion - scheduled arrival, and LoadGen's p99 (the sorted latency 
 also has to call it VALID. What differs: LoadGen schedules in C++ and calls back into Python per (coalesced)
 query, and is told per batch through its Python binding; the hand loop issues from a Python thread.
 
-First one ``run_scenario`` as a trial runs it (its result and wall time). Then ``--repeats`` pairs of
-searches, run step by step in turn (alternating which goes first) so both see the same machine load: the
-ratio LoadGen / hand per repeat and the median. Goal: 0.9-1.1. Last, LoadGen's own cost: at one QPS below
+First one ``run_scenario`` as a trial runs it (its result and wall time). Then ``--repeats`` times three
+searches, run step by step in turn (rotating which goes first) so all see the same machine load: LoadGen,
+the hand loop, and the hand loop again (``hand2``). The ratio LoadGen / hand per repeat and the median is
+the agreement (goal: 0.9-1.1); hand2 / hand is the noise floor, what the machine alone makes of two identical
+searches. Last, LoadGen's own cost: at one QPS below
 both knees (``--overhead-fraction`` of the hand loop's median QPS), LoadGen and hand runs in turn, with the
 process CPU time per sample of each.
 
@@ -44,6 +46,8 @@ from costbench.runtimes.loadgen import (
     run_scenario,
 )
 from costbench.spec import ModelConfig, ServeConfig
+
+SEARCHES = ["loadgen", "hand", "hand2"]  # hand2: the same hand loop again, so the spread of hand2/hand is noise
 
 
 def loadgen_p99(latencies: list[float]) -> float:
@@ -111,31 +115,37 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
     print(f"  run_scenario: {_num(ours['max_qps_at_slo'])} QPS at p99 {_num(ours['p99_at_slo_ms'], '.1f')} ms "
           f"({ours['verdict']}) in {time.perf_counter() - start:.1f} s; tries {_trail(ours['runs'], cfg.slo_ms)}")
 
-    ratios, hands = [], []
+    ratios: dict[str, list[float]] = {"loadgen/hand": [], "hand2/hand": []}
+    hands = []
     for repeat in range(repeats):
         peak = offline_rate(lg, serve_rows, rows, cfg, None)
-        searches = {"loadgen": QpsSearch(peak), "hand": QpsSearch(peak)}
-        for step in range(cfg.search_steps):  # the two searches step by step, so both see the same machine
-            for who in (("loadgen", "hand") if (repeat + step) % 2 == 0 else ("hand", "loadgen")):
+        searches = {who: QpsSearch(peak) for who in SEARCHES}
+        for step in range(cfg.search_steps):  # the searches step by step, so all see the same machine load
+            turn = (repeat + step) % len(SEARCHES)
+            for who in SEARCHES[turn:] + SEARCHES[:turn]:
                 search = searches[who]
                 if who == "loadgen":
                     run = loadgen_run(serve_rows, rows, cfg, search.qps)
                 else:
                     run = {**hand_run(serve_rows, rows, cfg, search.qps, rng), "valid": True}
                 search.tell(meets_slo(run, cfg.slo_ms), run)
-        best = {who: search.best for who, search in searches.items()}
-        lg_qps, hand_qps = (best[w]["target_qps"] if best[w] else None for w in ("loadgen", "hand"))
-        if lg_qps and hand_qps:
-            ratios.append(lg_qps / hand_qps)
-        if hand_qps:
-            hands.append(hand_qps)
+        best = {who: search.best["target_qps"] if search.best else None for who, search in searches.items()}
         for who, search in searches.items():
-            print(f"  repeat {repeat} {who:>8}: {_num(best[who] and best[who]['target_qps'])} QPS at p99 "
-                  f"{_num(best[who] and best[who]['p99_ms'], '.1f')} ms; tries {_trail(search.runs, cfg.slo_ms)}")
-        print(f"  repeat {repeat} from offline {peak:.0f}/s: ratio loadgen/hand "
-              f"{_num(lg_qps / hand_qps if lg_qps and hand_qps else None, '.2f')}")
-    print(f"{spec}: median ratio loadgen/hand {_num(statistics.median(ratios) if ratios else None, '.2f')} "
-          f"over {len(ratios)} repeats ({', '.join(f'{r:.2f}' for r in ratios)})")
+            print(f"  repeat {repeat} {who:>8}: {_num(best[who])} QPS at p99 "
+                  f"{_num(search.best and search.best['p99_ms'], '.1f')} ms; tries {_trail(search.runs, cfg.slo_ms)}")
+        now = {name: best[name.split("/")[0]] / best["hand"] if best[name.split("/")[0]] and best["hand"] else None
+               for name in ratios}
+        for name, ratio in now.items():
+            if ratio is not None:
+                ratios[name].append(ratio)
+        if best["hand"]:
+            hands.append(best["hand"])
+        print(f"  repeat {repeat} from offline {peak:.0f}/s: "
+              + ", ".join(f"{name} {_num(ratio, '.2f')}" for name, ratio in now.items()))
+    for name, values in ratios.items():
+        print(f"{spec}: median {name} {_num(statistics.median(values) if values else None, '.2f')} over "
+              f"{len(values)} repeats ({', '.join(f'{r:.2f}' for r in values)})"
+              + ("  <- the noise floor: two identical hand loops" if name == "hand2/hand" else ""))
     if not hands:
         return
     qps = overhead_fraction * statistics.median(hands)
