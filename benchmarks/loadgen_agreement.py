@@ -23,6 +23,7 @@ process CPU time per sample of each.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -124,6 +125,7 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
             turn = (repeat + step) % len(SEARCHES)
             for who in SEARCHES[turn:] + SEARCHES[:turn]:
                 search = searches[who]
+                _settle()
                 if who == "loadgen":
                     run = loadgen_run(serve_rows, rows, cfg, search.qps)
                 else:
@@ -152,6 +154,7 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
     lg_runs, hand_runs = [], []
     for repeat in range(repeats):
         for who in (("loadgen", "hand") if repeat % 2 == 0 else ("hand", "loadgen")):
+            _settle()
             if who == "loadgen":
                 lg_runs.append(loadgen_run(serve_rows, rows, cfg, qps))
             else:
@@ -165,9 +168,19 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
           f"{lg_cpu - hand_cpu:.1f} us ({(lg_cpu - hand_cpu) / hand_cpu:+.0%})")
 
 
+def _settle() -> None:
+    """Before each run: no run pays for the garbage or the log writing of the one before it."""
+    gc.collect()
+    time.sleep(0.2)
+
+
 def _trail(runs: list[dict[str, Any]], slo_ms: float) -> str:
-    """Each try as QPS and + (met the SLO) or - (did not)."""
-    return " ".join(f"{r['target_qps']:.0f}{'+' if meets_slo({'valid': True, **r}, slo_ms) else '-'}" for r in runs)
+    """Each try as QPS and + (met the SLO), - (did not) or ! (p99 within the SLO but LoadGen said INVALID)."""
+    def mark(run: dict[str, Any]) -> str:
+        if meets_slo({"valid": True, **run}, slo_ms):
+            return "+"
+        return "!" if meets_slo({**run, "valid": True}, slo_ms) else "-"
+    return " ".join(f"{r['target_qps']:.0f}{mark(r)}" for r in runs)
 
 
 def _num(value: float | None, fmt: str = ".0f") -> str:
