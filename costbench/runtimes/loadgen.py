@@ -18,7 +18,7 @@ pool of ``QuerySampleResponse`` objects, one ``QuerySamplesComplete`` per batch.
 
 A scenario's time is bounded: each LoadGen run stops issuing after ``RUN_BOUND`` x ``scenario_seconds``
 (at least 1 s), and samples still queued then are answered unserved and the run counted INVALID, so a server
-search costs at most two calibration runs of ``CALIBRATION_SECONDS`` plus ``search_steps`` runs of that bound;
+search costs at most ``CALIBRATION_RUNS`` calibration runs of 1 s plus ``search_steps`` runs of that bound;
 ``seconds`` in the result is what it took.
 """
 
@@ -37,6 +37,10 @@ from costbench.runtimes.batcher import Batcher
 
 INSTALL = 'pip install "costbench[serve]"'
 CALIBRATION_SECONDS = 0.25
+CALIBRATION_RUNS = 3  # each sized by the last one's rate: the first, sized by a guess, is mostly start-up
+# The offline run's query is sized for this many times the calibrated rate: LoadGen calls a run that ends
+# before min_duration INVALID, and a short calibration underestimates a fast model's rate (here by ~40%).
+OFFLINE_MARGIN = 1.5
 RUN_BOUND = 4  # a LoadGen run's time bound, in scenario_seconds
 P99_MIN_QUERIES = 662  # LoadGen's early-stopping floor for a 99th percentile
 
@@ -109,7 +113,8 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
                 "p99_at_slo_ms": best["p99_ms"] if best else None,
                 "verdict": best["verdict"] if best else "no run met the SLO with a VALID result",
                 "seconds": time.perf_counter() - started}
-    expected = offline_rate(lg, serve_rows, rows, serve, out_dir) if serve.scenario == "offline" else None
+    expected = offline_rate(lg, serve_rows, rows, serve, out_dir) * OFFLINE_MARGIN if serve.scenario == "offline" \
+        else None
     run = one_run(lg, serve_rows, rows, serve.scenario, serve, qps=expected, out_dir=out_dir)
     return {"scenario": serve.scenario, **sizes, "runs": [run], "verdict": run["verdict"],
             "seconds": time.perf_counter() - started}
@@ -153,7 +158,7 @@ def offline_rate(lg: Any, serve_rows: Callable[[list[int]], None], rows: int, se
                   out_dir: Path | None) -> float:
     """Samples per second of a short offline calibration run (its verdict does not count)."""
     rate = 1000.0
-    for _ in range(2):  # LoadGen sizes the offline query by the expected rate: the second run uses the first's
+    for _ in range(CALIBRATION_RUNS):  # LoadGen sizes the offline query by the expected rate
         rate = one_run(lg, serve_rows, rows, "offline", serve, qps=rate, out_dir=out_dir,
                         seconds=CALIBRATION_SECONDS)["samples_per_s"] or rate
     return rate
