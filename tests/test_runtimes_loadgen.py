@@ -158,3 +158,20 @@ def test_qps_search_halves_to_a_pass_then_bisects_below_the_first_failure() -> N
     assert [r["target_qps"] for r in runs] == [800, 400, 200, 300, 350, 325]
     assert best == {"p99_ms": 3.0, "target_qps": 300}
     assert bisect_qps(1000.0, 2, lambda qps: (False, {}))[1] is None
+
+
+def test_offline_on_a_model_faster_than_its_calibration_lasts_its_min_duration_and_is_valid() -> None:
+    from types import SimpleNamespace
+
+    from costbench.runtimes.loadgen import run_scenario
+    from costbench.spec import ServeConfig
+
+    warm = time.perf_counter() + 0.6
+
+    def predict(index: object) -> None:  # slow while warming up (the calibration), then 20x faster
+        time.sleep(0.002 if time.perf_counter() < warm else 0.0001)
+
+    found = run_scenario(predict, lambda _split, index: (index,), SimpleNamespace(label=list(range(512))),
+                         ServeConfig(scenario="offline", scenario_seconds=0.25, max_batch=64))
+    assert found["runs"][-1]["valid"], found["runs"][-1]["invalid_because"]
+    assert found["seconds"] < 3 * 1 + 2 * 1 + 2
