@@ -15,7 +15,7 @@ from costbench.cli import app
 from costbench.families.trees_features import sequence_aggregates
 from costbench.record import is_known_metric
 from costbench.spec import load_sweep
-from costbench.tree_presets import ACCEPTED, RESERVED
+from costbench.tree_presets import ACCEPTED, PACKAGES, RESERVED
 from costbench.trial import run_trial
 
 TINY = """\
@@ -25,6 +25,15 @@ serve: {batch_sizes: [1, 64], warmup: 2, min_calls: 662, min_seconds: 0, rounds:
 threads: 1
 """
 FAMILIES = ["lightgbm", "xgboost", "catboost", "random_forest"]
+EXTRA = {**dict.fromkeys(PACKAGES.values(), "gbdt"), **dict.fromkeys(("onnxruntime", "onnx", "onnxmltools", "skl2onnx"),
+                                                                    "serve")}
+
+
+def requires(*modules: str) -> None:
+    """Skip this test, saying which extra to install, when one of ``modules`` is not installed."""
+    for module in modules:
+        pytest.importorskip(module, reason=f'the [{EXTRA[module]}] extra is not installed: pip install '
+                                           f'"costbench[{EXTRA[module]}]"; CI installs it')
 
 
 def trial_for(tmp_path: Path, *overrides: str) -> dict:
@@ -37,6 +46,7 @@ def trial_for(tmp_path: Path, *overrides: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_tree_family_gives_an_ok_record_with_every_metric(tmp_path: Path, family: str) -> None:
+    requires(PACKAGES[family])
     size = "xs" if family == "random_forest" else "s"
     record = run_trial(trial_for(tmp_path, f"model.family={family}", f"model.size={size}"))
     assert record["status"] == "ok", record["reason"]
@@ -61,12 +71,14 @@ def test_sequence_aggregates_count_what_the_session_viewed() -> None:
 
 @pytest.mark.parametrize("precision", ["int8", "bf16", "fp16"])
 def test_low_precision_tree_trials_are_skipped_with_the_reason(tmp_path: Path, precision: str) -> None:
+    requires("lightgbm")
     record = run_trial(trial_for(tmp_path, "model.family=lightgbm", f"precision={precision}"))
     assert record["status"] == "skipped"
     assert f"fp32 only: it has no {precision} path" in record["reason"]
 
 
 def test_lightgbm_on_cuda_is_skipped_because_pypi_has_no_cuda_build(tmp_path: Path, monkeypatch) -> None:
+    requires("lightgbm")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     record = run_trial(trial_for(tmp_path, "model.family=lightgbm", "device=cuda"))
@@ -114,6 +126,7 @@ def test_params_that_cannot_apply_are_refused(tmp_path: Path, yaml: str, says: s
 
 
 def test_accepted_names_are_the_installed_libraries_own() -> None:
+    requires(*PACKAGES.values())
     import catboost
     import lightgbm
     import xgboost
@@ -130,6 +143,7 @@ def test_accepted_names_are_the_installed_libraries_own() -> None:
 @pytest.mark.slow
 def test_lightgbm_s_reaches_bayes_auc_within_0_015_on_the_default_data(tmp_path: Path) -> None:
     """The done-criterion of the tree issue, on the default 200k-row synthetic data."""
+    requires("lightgbm")
     (tmp_path / "s.yaml").write_text("name: default-data\nserve: {batch_sizes: [1], warmup: 2, min_calls: 662, "
                                      "min_seconds: 0, rounds: 1}\nmodel: {family: lightgbm, size: s}\n")
     sweep = load_sweep(tmp_path / "s.yaml", [], cache_dir=str(tmp_path / "cache"))
@@ -159,8 +173,7 @@ def _fit(family: str, data, **cfg):
 
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost", "random_forest"])
 def test_onnxruntime_serves_tree_families_with_the_native_auc(tree_data, family: str) -> None:
-    pytest.importorskip("onnxruntime", reason='pip install "costbench[serve]"')
-    pytest.importorskip("skl2onnx" if family == "random_forest" else "onnxmltools", reason='pip install "costbench[serve]"')
+    requires(PACKAGES[family], "onnxruntime", "onnx", "skl2onnx" if family == "random_forest" else "onnxmltools")
     from costbench.evaluate import evaluate
     from costbench.spec import ServeConfig
 
@@ -172,14 +185,14 @@ def test_onnxruntime_serves_tree_families_with_the_native_auc(tree_data, family:
     assert served.info["intra_op_threads"] == 1 and served.info["converter"].split()[0] in ("onnxmltools", "skl2onnx")
     got = evaluate(served.predict, tree_data, cfg.eval, cpu, stage=served.stage)["auc"]
     want = evaluate(native.predict, tree_data, cfg.eval, cpu, stage=native.stage)["auc"]
-    assert 0.75 < want and abs(got - want) < 1e-4, (got, want)
+    assert want > 0.75 and abs(got - want) < 1e-4, (got, want)
     one = served.predict(*served.stage(tree_data.test, slice(0, 1)))
     assert one.dtype == np.float32 and one.shape == (1,)
     assert served.size.model_bytes > 1000 and served.prepare_seconds > 0
 
 
 def test_a_graph_that_disagrees_with_native_predict_is_skipped_not_served(tree_data) -> None:
-    pytest.importorskip("onnxmltools", reason='pip install "costbench[serve]"')
+    requires("lightgbm", "onnxruntime", "onnx", "onnxmltools")
     from costbench.errors import TrialSkipped
     from costbench.families import trees_onnx
 
@@ -194,7 +207,7 @@ def test_a_graph_that_disagrees_with_native_predict_is_skipped_not_served(tree_d
 
 
 def test_catboost_with_categoricals_is_a_skip_with_the_converters_reason(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason='pip install "costbench[serve]"')
+    requires("catboost", "onnxruntime", "onnx")
     record = run_trial(trial_for(tmp_path, "model.family=catboost", "model.size=xs", "serve.runtime=onnxruntime"))
     assert record["status"] == "skipped"
     assert "the ONNX converter of catboost (catboost) refused this model: CatBoostError" in record["reason"]
@@ -202,7 +215,7 @@ def test_catboost_with_categoricals_is_a_skip_with_the_converters_reason(tmp_pat
 
 
 def test_catboost_on_numeric_columns_serves_through_onnxruntime(tmp_path: Path) -> None:
-    pytest.importorskip("onnxruntime", reason='pip install "costbench[serve]"')
+    requires("catboost", "onnxruntime", "onnx")
     import pandas as pd
 
     rng = np.random.default_rng(0)
@@ -224,6 +237,7 @@ def test_catboost_on_numeric_columns_serves_through_onnxruntime(tmp_path: Path) 
     (["serve.runtime=onnxruntime", "model.family=xgboost", "device=cuda"], "have CPU kernels only"),
 ])
 def test_runtimes_trees_cannot_use_are_skipped_with_the_reason(tmp_path: Path, monkeypatch, overrides, says) -> None:
+    requires("lightgbm", "xgboost", "onnxruntime", "onnx", "onnxmltools")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     record = run_trial(trial_for(tmp_path, "model.family=lightgbm", *overrides))
@@ -232,7 +246,9 @@ def test_runtimes_trees_cannot_use_are_skipped_with_the_reason(tmp_path: Path, m
 
 def test_missing_converter_gives_a_skip_with_the_install_line(tmp_path: Path, monkeypatch) -> None:
     real = importlib.util.find_spec
+    requires("sklearn", "onnxruntime", "onnx")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "skl2onnx" else real(name, *a))
     record = run_trial(trial_for(tmp_path, "model.family=random_forest", "serve.runtime=onnxruntime"))
     assert record["status"] == "skipped"
-    assert record["reason"] == 'serve.runtime onnxruntime for random_forest needs skl2onnx: pip install "costbench[serve]"'
+    assert record["reason"] == ('serve.runtime onnxruntime for random_forest needs skl2onnx: '
+                                'pip install "costbench[serve]"')
