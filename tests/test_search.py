@@ -54,10 +54,11 @@ def test_a_bad_constraint_is_one_line_and_exit_2(tmp_path):
 
 def test_the_study_is_rebuilt_from_records_without_running_anything(tmp_path):
     sweep = load_sweep(search_sweep(tmp_path))
-    latest = {t.id: {"id": t.id, "status": "ok", "metrics": {"auc": 0.5 + t.config["seed"] / 1000,
-                                                               "p99_ms": float(t.config["seed"] % 7)}}
+    latest = {t.id: {"id": t.id, "group": t.group, "axes": t.axes, "status": "ok",
+                     "metrics": {"auc": 0.5 + t.config["seed"] / 1000, "p99_ms": float(t.config["seed"] % 7)}}
               for t in sweep.trials[:5]}
-    search = Search(SearchConfig(n_trials=8, constraints=["p99_ms <= 3"]), sweep.spec.objectives, sweep.trials, latest)
+    search = Search(SearchConfig(n_trials=8, constraints=["p99_ms <= 3"]), sweep.spec.objectives, sweep.space,
+                    sweep.trials_at, latest)
     assert search.done == 5 and len(search.study.trials) == 5
     best = {t.params["seed"] for t in search.study.best_trials}
     assert best == {0, 1, 2, 3}, "seed 4 (auc .504, p99 4) would be on the front but breaks p99 <= 3"
