@@ -113,10 +113,12 @@ class Search:
     ``space``: the grid's axes (lists of values as trials see them, or ranges); ``make_trials``: one
     point's trials (its repeats), none when the sweep excludes it. A point is identified by its axes'
     values as its trials hold them (not by the trials' group: a grid may have the seed as an axis).
+    ``sampler``: an Optuna sampler instead of the section's (the benchmark compares settings with it).
     """
 
     def __init__(self, config: SearchConfig, objectives: Sequence[str], space: dict[str, list[Any] | GridRange],
-                 make_trials: Callable[[dict[str, Any]], list[Trial]], latest: dict[str, dict[str, Any]]) -> None:
+                 make_trials: Callable[[dict[str, Any]], list[Trial]], latest: dict[str, dict[str, Any]],
+                 sampler: Any = None) -> None:
         try:
             import optuna
         except ImportError:
@@ -131,7 +133,7 @@ class Search:
         self.listed = finite_points(self.space)
         directions = ["maximize" if parse_objective(o)[1] == "max" else "minimize" for o in self.objectives]
         choices = {k: v for k, v in self.space.items() if not isinstance(v, GridRange)}
-        self.study = optuna.create_study(directions=directions, sampler=make_sampler(config, choices))
+        self.study = optuna.create_study(directions=directions, sampler=sampler or make_sampler(config, choices))
         self.points: dict[str, list[Trial]] = {}  # point key -> the point's trials, for every point seen
         self.told: set[str] = set()  # points recorded and in the study
         self.results: dict[str, tuple[list[float] | None, dict[str, float]]] = {}
