@@ -24,8 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
