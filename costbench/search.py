@@ -92,18 +92,12 @@ def distribution(axis: list[Any] | GridRange) -> Any:
 
 def finite_points(space: dict[str, list[Any] | GridRange]) -> list[dict[str, Any]] | None:
     """Every point of a space small and discrete enough to list (up to MAX_LISTED), else None."""
-    values: list[list[Any]] = []
-    for axis in space.values():
-        if not isinstance(axis, GridRange):
-            values.append(axis)
-        elif axis.is_int:
-            values.append(list(range(int(axis.low), int(axis.high) + 1, int(axis.step or 1))))
-        elif axis.step is not None:
-            values.append([axis.low + k * axis.step for k in range(round((axis.high - axis.low) / axis.step) + 1)])
-        else:
-            return None
-    if math.prod(len(v) for v in values) > MAX_LISTED:
+    counts = [len(a) if not isinstance(a, GridRange) else None if not a.is_int and a.step is None
+              else round((a.high - a.low) / (a.step or 1)) + 1 for a in space.values()]
+    if None in counts or math.prod(c for c in counts if c is not None) > MAX_LISTED:
         return None
+    values = [a if not isinstance(a, GridRange) else [a.low + k * (a.step or 1) for k in range(count)]
+              for a, count in zip(space.values(), counts, strict=True) if count is not None]
     return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*values)]
 
 
