@@ -32,7 +32,7 @@ class SearchCurve:
     objectives: list[Objective]
     scales: list[str]  # per objective: "log10" or "linear"
     volumes: list[float]  # after the 1st, 2nd, ... point
-    proposed_by: Counter[str]  # who chose the points: the sampler, "fill-in", or "not recorded"
+    proposed_by: Counter[str | None]  # who chose the points: the sampler, "fill-in", or None (not recorded)
 
     @property
     def caption(self) -> str:
@@ -62,9 +62,9 @@ def search_curve(records: list[dict[str, Any]], rows: list[Row], objectives: lis
         if group in scaled:
             seen.append(scaled[group])
         volumes.append(hypervolume(seen, ref))
-    first = {}
+    first: dict[str, Any] = {}
     for record in records:
-        first.setdefault(str(record.get("group") or record.get("id")), record.get("proposed_by") or "not recorded")
+        first.setdefault(str(record.get("group") or record.get("id")), record.get("proposed_by"))
     return SearchCurve(sampler=str(search.get("sampler", "search")), objectives=list(objectives),
                        scales=["log10" if log_scaled(list(a)) else "linear" for a in axes], volumes=volumes,
                        proposed_by=Counter(first.values()))
@@ -95,6 +95,7 @@ def curve_lines(curve: SearchCurve) -> list[str]:
     """What the report says about the search in words."""
     final = curve.volumes[-1]
     reach = next((n for n, v in enumerate(curve.volumes, start=1) if final and v >= 0.9 * final), None)
-    chosen = ", ".join(f"{n} by {who}" for who, n in curve.proposed_by.most_common())
+    names = {None: "proposer not recorded", "fill-in": "random fill-in"}
+    chosen = ", ".join(f"{n} {names.get(who) or f'by {who}'}" for who, n in curve.proposed_by.most_common())
     return [curve.caption, f"{len(curve.volumes)} point(s) searched ({chosen}); final hypervolume {final:.4f}"
             + (f", 90% of it reached after {reach} point(s)" if reach else "")]
