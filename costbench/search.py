@@ -134,6 +134,8 @@ class Search:
         self.pending: dict[str, Any] = {}  # points of the batch running: their asked Optuna trials
         self.proposed_by: dict[str, str] = {}  # point key -> who chose the point this run: the sampler or fill-in
         self.rng = random.Random(config.seed)
+        if self.listed is not None:  # a point the sweep excludes is no point of the space
+            self.listed = [p for p in self.listed if self._trials(p)[0] is not None]
         self.rebuild(latest)
 
     @property
