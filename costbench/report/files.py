@@ -142,7 +142,7 @@ def markdown(report: Report) -> str:
     if report.plans is not None:
         parts += ["", f"## {report.plan_title}", "", _plan_summary(report), "", markdown_table(plan_table(report))]
     if report.search is not None:
-        parts += ["", "## Hypervolume against points searched", "", *(f"- {s}" for s in curve_lines(report.search)),
+        parts += ["", "## The search", "", *(f"- {s}" for s in curve_lines(report.search)),
                   "", f"![{PLOT_TITLE}]({HYPERVOLUME_PNG})", "", f"Every value: {HYPERVOLUME_CSV}."]
     if report.plots:
         parts += ["", "## Plots", ""]
@@ -247,7 +247,7 @@ def html_page(report: Report, plots: dict[str, Path]) -> str:
     if svg := scatter_svg(report.rows, scatter_cost):
         parts += [f"<h2>AUC against {esc(header(scatter_cost))} (hover a point for its configuration)</h2>", svg]
     if report.search is not None:
-        parts += ["<h2>Hypervolume against points searched</h2><ul>",
+        parts += ["<h2>The search</h2><ul>",
                   *(f"<li>{esc(s)}</li>" for s in curve_lines(report.search)), "</ul>"]
     for title, path in plots.items():
         if path.suffix != ".png":
