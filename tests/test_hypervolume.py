@@ -69,8 +69,10 @@ def test_a_search_run_reports_its_hypervolume_point_after_point(tmp_path):
     md = (run / "report.md").read_text()
     assert f"reference point {REFERENCE:g} on every objective" in md and "scaled to [0, 1]" in md
     assert "4 point(s) searched (2 by tpe, 1 random fill-in, 1 proposer not recorded)" in md
-    assert ("| proposed by |" in md and "hypervolume.png" in (run / "report.html").read_text()) or \
-        "Hypervolume against points searched" in (run / "report.html").read_text()
+    page = (run / "report.html").read_text()
+    assert "| proposed by |" in md and "![Hypervolume against points searched](hypervolume.png)" in md
+    assert "<th>proposed by</th>" in page and "<h2>The search</h2>" in page and "reference point 1.1" in page
+    assert "alt='Hypervolume against points searched' src='data:image/png;base64," in page
     trials = pd.read_csv(run / "trials.csv")
     assert trials["proposed_by"].fillna("-").tolist() == ["tpe", "tpe", "fill-in", "-"]
 
