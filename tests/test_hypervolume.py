@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from costbench.hypervolume import REFERENCE, history, hypervolume, normalise
+from costbench.report.search_view import HYPERVOLUME_CSV
 from tests.test_report import render, write_run
 
 
@@ -82,3 +87,18 @@ def test_a_plain_grid_run_has_no_hypervolume_view(tmp_path):
     report, _, _ = render(run)
     assert report.search is None and not (run / "hypervolume.csv").exists()
     assert "proposed by" not in (run / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_committed_search_renders_without_torch_or_optuna_and_the_same_curve(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "results" / "examples" / "search"
+    run = tmp_path / "search"
+    shutil.copytree(example, run)
+    (run / HYPERVOLUME_CSV).unlink()
+    code = ("import sys, io; from rich.console import Console; from costbench.report import ReportOptions, "
+            f"render_report; render_report({str(run)!r}, ReportOptions(), Console(file=io.StringIO()), "
+            "Console(file=io.StringIO())); print(sorted(m for m in ('torch', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert (run / HYPERVOLUME_CSV).read_text() == (example / HYPERVOLUME_CSV).read_text()
+    assert len(pd.read_csv(run / HYPERVOLUME_CSV)) == 40
