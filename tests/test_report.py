@@ -366,6 +366,8 @@ def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     document = json.loads(result.stdout)
     assert document["by"] == "precision"
     assert [p["batch_size"] for p in document["plan"]] == [64, 64, 64]
+    assert [p["basis"] for p in document["plan"]] == ["batch 64 latency"] * 3  # no server scenario ran
+    assert all(p["usd_per_million"] > 0 for p in document["plan"])
 
 
 def test_identical_trials_are_marked_as_ties(tmp_path: Path) -> None:
