@@ -10,12 +10,13 @@ also has to call it VALID. What differs: LoadGen schedules in C++ and calls back
 query, and is told per batch through its Python binding; the hand loop issues from a Python thread.
 
 First one ``run_scenario`` as a trial runs it (its result and wall time). Then ``--repeats`` times three
-searches, run step by step in turn (rotating which goes first) so all see the same machine load: LoadGen,
-the hand loop, and the hand loop again (``hand2``). The ratio LoadGen / hand per repeat and the median is
-the agreement (goal: 0.9-1.1); hand2 / hand is the noise floor, what the machine alone makes of two identical
-searches. Last, LoadGen's own cost: at one QPS below
-both knees (``--overhead-fraction`` of the hand loop's median QPS), LoadGen and hand runs in turn, with the
-process CPU time per sample of each.
+searches, run step by step in turn so all see the same machine load: LoadGen, the hand loop, and the hand
+loop again (``hand2``), each step in one of the six orders in turn, so each search runs after each other one
+equally often (whatever a run leaves behind weighs on all alike). The
+ratios LoadGen / hand and LoadGen / hand2 per repeat and their medians are the agreement (goal: 0.9-1.1);
+hand2 / hand is the noise floor, what the machine alone makes of two identical searches. Last, LoadGen's
+own cost: at one QPS below both knees (``--overhead-fraction`` of the hand loop's median QPS), LoadGen and
+hand runs in turn, with the process CPU time per sample of each.
 
     PYTHONPATH=. python benchmarks/loadgen_agreement.py --models mlp:xs:ort,mlp:s:ort --slo-ms 20
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -48,7 +50,8 @@ from costbench.runtimes.loadgen import (
 )
 from costbench.spec import ModelConfig, ServeConfig
 
-SEARCHES = ["loadgen", "hand", "hand2"]  # hand2: the same hand loop again, so the spread of hand2/hand is noise
+SEARCHES = ("loadgen", "hand", "hand2")  # hand2: the same hand loop again, so the spread of hand2/hand is noise
+ORDERS = list(itertools.permutations(SEARCHES))  # each search runs after each other one equally often
 
 
 def loadgen_p99(latencies: list[float]) -> float:
@@ -116,14 +119,13 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
     print(f"  run_scenario: {_num(ours['max_qps_at_slo'])} QPS at p99 {_num(ours['p99_at_slo_ms'], '.1f')} ms "
           f"({ours['verdict']}) in {time.perf_counter() - start:.1f} s; tries {_trail(ours['runs'], cfg.slo_ms)}")
 
-    ratios: dict[str, list[float]] = {"loadgen/hand": [], "hand2/hand": []}
+    ratios: dict[str, list[float]] = {"loadgen/hand": [], "loadgen/hand2": [], "hand2/hand": []}
     hands = []
     for repeat in range(repeats):
         peak = offline_rate(lg, serve_rows, rows, cfg, None)
         searches = {who: QpsSearch(peak) for who in SEARCHES}
         for step in range(cfg.search_steps):  # the searches step by step, so all see the same machine load
-            turn = (repeat + step) % len(SEARCHES)
-            for who in SEARCHES[turn:] + SEARCHES[:turn]:
+            for who in ORDERS[(repeat * cfg.search_steps + step) % len(ORDERS)]:
                 search = searches[who]
                 _settle()
                 if who == "loadgen":
@@ -135,8 +137,8 @@ def agreement(spec: str, cfg: ServeConfig, repeats: int, overhead_fraction: floa
         for who, search in searches.items():
             print(f"  repeat {repeat} {who:>8}: {_num(best[who])} QPS at p99 "
                   f"{_num(search.best and search.best['p99_ms'], '.1f')} ms; tries {_trail(search.runs, cfg.slo_ms)}")
-        now = {name: best[name.split("/")[0]] / best["hand"] if best[name.split("/")[0]] and best["hand"] else None
-               for name in ratios}
+        now = {name: best[top] / best[bottom] if best[top] and best[bottom] else None
+               for name in ratios for top, bottom in [name.split("/")]}
         for name, ratio in now.items():
             if ratio is not None:
                 ratios[name].append(ratio)
