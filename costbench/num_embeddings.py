@@ -48,6 +48,13 @@ class PerColumnLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # [n, columns, d_in] -> [n, columns, d_out]
         return torch.einsum("ncd,cde->nce", x, self.weight) + self.bias
 
+    def flat(self, x: Tensor) -> Tensor:  # [n, columns * d_in] -> [n, columns * d_out]
+        """The same map on flattened columns, as one matrix product with the block-diagonal weight."""
+        columns, d_in, d_out = self.weight.shape
+        eye = torch.eye(columns, dtype=self.weight.dtype, device=self.weight.device)
+        block_diagonal = (eye[:, None, :, None] * self.weight[:, :, None, :]).reshape(columns * d_in, columns * d_out)
+        return x @ block_diagonal + self.bias.flatten()
+
 
 class Periodic(nn.Module):
     def __init__(self, n_numeric: int, dim: int) -> None:
@@ -87,6 +94,14 @@ class PiecewiseLinearEncoding(nn.Module):
     def encode(self, x: Tensor) -> Tensor:  # [n, columns, bins]
         return ((x.unsqueeze(-1) - self.left) * self.inv_width).clamp(0.0, 1.0)
 
+    def encode_flat(self, x: Tensor) -> Tensor:  # [n, columns * bins]
+        """``encode(x).flatten(1)`` with each column first copied ``bins`` times (an exact product with a 0/1
+        matrix), so the bin arithmetic is a row broadcast over [n, columns * bins]."""
+        columns = self.left.shape[0]
+        eye = torch.eye(columns, dtype=x.dtype, device=x.device)
+        copies = eye[:, :, None].expand(columns, columns, self.bins).reshape(columns, columns * self.bins)
+        return (torch.addmm(-self.left.flatten(), x, copies) * self.inv_width.flatten()).clamp(0.0, 1.0)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.encode(x).flatten(1)
 
@@ -99,6 +114,11 @@ class Piecewise(nn.Module):
         self.out_dim = len(edges) * dim
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.onnx.is_in_onnx_export():
+            # the same function as three plain matrix-shaped ops: ONNX Runtime runs [n, columns, 1] - [columns,
+            # bins] broadcasts and Einsum several times slower than row broadcasts and one GEMM (the profile
+            # is in benchmarks/serving_runtimes.py's notes); eager PyTorch is fastest as it is
+            return torch.relu(self.linear.flat(self.encoding.encode_flat(x)))
         return torch.relu(self.linear(self.encoding.encode(x))).flatten(1)
 
 
