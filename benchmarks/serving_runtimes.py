@@ -11,7 +11,7 @@ the same run. At batch >= 64 it also gives the achieved GFLOP/s (``costbench.flo
 matrix-product FLOPs per row x rows / p50) and ``flops_efficiency``, that over the peak of the precision.
 
 Before the table, the fp32 and int8 GEMM peaks of the cores the run uses (``costbench.measure.roofline``:
-512^3 products, best of a few, per kernel: torch's BLAS, numpy's BLAS, ONNX Runtime's MatMul; torch._int_mm,
+256^3 products, best of 30, per kernel: torch's BLAS, numpy's BLAS, ONNX Runtime's MatMul; torch._int_mm,
 ONNX Runtime's MatMulInteger), so a reader can tell whether eager PyTorch is below the machine's peak
 because of the kernel it dispatches to. After it, the done-when ratios: ORT over eager at batch 1 (p50) and
 at batch 256 (throughput), fp32 and the best int8 runtime.

@@ -8,8 +8,10 @@ uses (``torch.get_num_threads()``), per kernel present, and the fastest as the p
 - int8: ``torch._int_mm`` and ONNX Runtime's ``MatMulInteger`` (uint8 x int8 -> int32, the kernel behind
   its dynamic and static int8).
 
-Why that size: 512^3 fits the caches, so it shows the kernels' compute peak, not memory bandwidth, and takes
-a few milliseconds (all kernels, ``REPEATS`` each: about a second). Measured under the machine-wide latency
+Why that size: 256^3 (three 256 KB matrices) stays in a core's L2, so it shows the kernels' compute peak, not
+memory bandwidth or what other processes leave of the shared L3 (at 512^3 torch's MKL ran 20-90 GFLOP/s from
+call to call on a loaded 2-core VM where 256^3 held 95-100); all kernels, ``REPEATS`` calls each, take about
+0.15 s. Measured under the machine-wide latency
 lock, so no trial's timing shares the cores with it, and cached in a file per host, CPU, threads and library
 versions, so a sweep measures it once, not per trial; the environment record carries it.
 """
@@ -30,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-GEMM_SIZE = 512
-REPEATS = 12
+GEMM_SIZE = 256
+REPEATS = 30
 CACHE_DIR = Path(tempfile.gettempdir())
 CACHE_SCHEMA = 1
 Kernel = Callable[[], Any]
