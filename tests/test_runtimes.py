@@ -106,6 +106,27 @@ def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, small) -
     assert served.size.model_bytes > served.size.param_bytes >= 4 * 0.9 * fitted.params
 
 
+def test_the_piecewise_mlp_exports_as_gemms_not_einsum_and_broadcasts(small, tmp_path) -> None:
+    """The export form ONNX Runtime runs fast (benchmarks/ort_profile.py): after ORT's constant folding, the
+    per-column maps are one GEMM and no [n, c, 1] - [c, b] or [n, L, d] x [n, L, 1] broadcast (an elementwise
+    op over 3 or more axes) is left to run per call."""
+    import onnx
+
+    from costbench.runtimes.onnx import export_onnx
+
+    graph = export_onnx(_fitted("mlp", small).model, tuple(t[:2] for t in small.test.inputs()))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # folds constants only
+    options.optimized_model_filepath = str(tmp_path / "folded.onnx")
+    ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    folded = onnx.shape_inference.infer_shapes(onnx.load(options.optimized_model_filepath))
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in folded.graph.value_info}
+    ops = {node.op_type for node in folded.graph.node}
+    assert "Einsum" not in ops and "Gemm" in ops
+    assert not [n.name for n in folded.graph.node
+                if n.op_type in ("Mul", "Sub", "Add", "Div", "Clip") and ranks.get(n.output[0], 0) >= 3]
+
+
 def test_ort_dynamic_int8_quantizes_the_matmuls_and_weighs_less(small) -> None:
     from costbench.runtimes import get_runtime
 
