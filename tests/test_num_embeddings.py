@@ -41,3 +41,13 @@ def test_the_flat_forms_are_the_same_numbers():
     linear = PerColumnLinear(2, 3, 4)
     z = torch.rand(7, 2, 3)
     torch.testing.assert_close(linear.flat(z.flatten(1)), linear(z).flatten(1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["periodic", "piecewise"])
+def test_the_exported_form_computes_what_eager_does(kind, monkeypatch):
+    torch.manual_seed(0)
+    module = make_numeric_embedding(kind, SCHEMA, 4)
+    x = torch.randn(9, 2) * 2
+    eager = module(x)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    torch.testing.assert_close(module(x), eager, rtol=1e-5, atol=1e-6)

@@ -77,23 +77,25 @@ def small():
     return load_data(DataConfig(rows=600, sequence_length=3, n_items=50, n_categories=5), None)
 
 
-def _fitted(family: str, data):
+def _fitted(family: str, data, num_embedding: str = "auto"):
     from costbench.families import FitSummary, Fitted
     from costbench.model_presets import resolve_hparams
     from costbench.models import build_model, count_params
     from costbench.spec import ModelConfig
 
     torch.manual_seed(0)
-    model = build_model(resolve_hparams(ModelConfig(family=family, size="xs")), data.schema).eval()
+    config = ModelConfig(family=family, size="xs", num_embedding=num_embedding)
+    model = build_model(resolve_hparams(config), data.schema).eval()
     return Fitted(model=model, hparams={}, params=count_params(model), summary=FitSummary(None, None, "test"))
 
 
-@pytest.mark.parametrize("family", ["mlp", "dcn", "gru", "transformer"])
-def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, small) -> None:
+@pytest.mark.parametrize(("family", "num_embedding"), [("mlp", "auto"), ("mlp", "periodic"), ("dcn", "auto"),
+                                                       ("gru", "auto"), ("transformer", "auto")])
+def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, num_embedding, small) -> None:
     from costbench.runtimes import get_runtime
 
     cfg = TrialConfig(serve=ServeConfig(runtime="onnxruntime"), threads=1)
-    fitted = _fitted(family, small)
+    fitted = _fitted(family, small, num_embedding)
     eager = get_runtime("eager").serve(copy.deepcopy(fitted), small, cfg, CPU)
     served = get_runtime("onnxruntime").serve(fitted, small, cfg, CPU)
     assert served.info["providers"] == ["CPUExecutionProvider"]
