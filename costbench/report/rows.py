@@ -48,6 +48,7 @@ class Row:
     details: dict[str, Any]
     env_id: str | None = None  # the environment file the trial ran in (records of schema >= 2)
     data_id: str | None = None  # the fingerprint of the data it trained on (records of schema >= 2)
+    proposed_by: str | None = None  # a search's point: who chose it (the sampler or "fill-in")
     flags: list[str] = field(default_factory=list)
     by: Any = None
     rank: int = 0  # 0 = not ranked (a missing objective)
@@ -108,7 +109,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
         rows.append(Row(id=first["id"], group=group, n=len(members), axes=dict(first.get("axes") or {}),
                         config=first.get("config") or {}, metrics=means, std=stds,
                         details=first.get("details") or {}, env_id=_text(first.get("env_id")),
-                        data_id=_text(first.get("data_id"))))
+                        data_id=_text(first.get("data_id")), proposed_by=_text(first.get("proposed_by"))))
     return rows
 
 
