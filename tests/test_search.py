@@ -21,7 +21,8 @@ from costbench.spec.schema import SearchConfig
 from costbench.store import read_records
 from tests.fake_trials import write_sweep
 
-pytest.importorskip("optuna")
+pytest.importorskip("optuna", reason='the [search] extra is not installed: pip install "costbench[search]"; CI '
+                                   'installs it')
 runner = CliRunner()
 SEEDS = list(range(12))  # fake trials: auc 0.5 + seed/1000, p99_ms seed % 7
 
