@@ -16,11 +16,9 @@ ONNX Runtime's MatMulInteger), so a reader can tell whether eager PyTorch is bel
 because of the kernel it dispatches to. After it, the done-when ratios: ORT over eager at batch 1 (p50) and
 at batch 256 (throughput), fp32 and the best int8 runtime.
 
-    With ``--server MODEL:RUNTIME`` (e.g. ``mlp:s:ort``) it then runs costbench's LoadGen server scenario on that
-model and the same QPS bisection with a hand-written Poisson load loop into the same dynamic batcher (latency =
-completion - scheduled arrival, p99 over at least 662 samples), and prints both QPS at the SLO and their ratio.
+The LoadGen server scenario against a hand-written load loop is ``benchmarks/loadgen_agreement.py``.
 
-    PYTHONPATH=. python benchmarks/serving_runtimes.py --threads 1 [--server mlp:s:ort --slo-ms 20]
+    PYTHONPATH=. python benchmarks/serving_runtimes.py --threads 1
 
 ``benchmarks/ort_profile.py`` gives the per-operator profile behind these figures.
 """
@@ -30,11 +28,9 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmarks.latency_agreement import SCHEMA, example_split
@@ -46,7 +42,6 @@ from costbench.model_presets import resolve_hparams
 from costbench.models import build_model, count_params
 from costbench.record_metrics import ROOFLINE_MIN_BATCH
 from costbench.runtimes import get_runtime
-from costbench.runtimes.loadgen import P99_MIN_QUERIES, Batcher, bisect_qps, run_scenario
 from costbench.spec import ModelConfig, QuantizeConfig, ServeConfig, TrialConfig
 
 CPU = torch.device("cpu")
@@ -77,51 +72,6 @@ def serve(kind: str, model: torch.nn.Module, split: Any, batch_sizes: list[int])
     return get_runtime(runtime).serve(fitted, SimpleNamespace(train=split, test=split), cfg, CPU)
 
 
-def poisson_p99_ms(served: Any, split: Any, serve: ServeConfig, qps: float, rng: np.random.Generator) -> float:
-    """p99 (ms) of Poisson arrivals at ``qps`` into the dynamic batcher: the hand-written reference."""
-    latencies: list[float] = []
-
-    def run(batch: list[tuple[float, int]]) -> None:
-        index = torch.tensor([i for _, i in batch], dtype=torch.long)
-        served.predict(*served.stage(split, index))
-        now = time.perf_counter()
-        latencies.extend(now - scheduled for scheduled, _ in batch)
-
-    batcher = Batcher(run, serve.max_batch, serve.max_wait_ms / 1000)
-    count = max(P99_MIN_QUERIES, int(qps * serve.scenario_seconds))
-    arrivals = time.perf_counter() + np.cumsum(rng.exponential(1 / qps, count))
-    rows = rng.integers(0, len(split.label), count)
-    for scheduled, row in zip(arrivals, rows, strict=True):
-        while (left := scheduled - time.perf_counter()) > 0:
-            time.sleep(left if left > 2e-4 else 0)
-        batcher.add([(float(scheduled), int(row))])
-    batcher.stop()
-    return float(np.percentile(latencies, 99)) * 1000
-
-
-def server_agreement(spec: str, split: Any, slo_ms: float, steps: int) -> None:
-    """LoadGen's QPS at the SLO against the hand-written Poisson loop's, same batcher and search."""
-    family, size, kind = spec.split(":")
-    torch.manual_seed(0)
-    model = build_model(resolve_hparams(ModelConfig(family=family, size=size)), SCHEMA).eval()
-    served = serve(kind, model, split, [1])
-    cfg = ServeConfig(scenario="server", slo_ms=slo_ms, max_batch=64, max_wait_ms=2.0, scenario_seconds=1.0,
-                      search_steps=steps)
-    ours = run_scenario(served.predict, served.stage, split, cfg)
-    rng = np.random.default_rng(0)
-    peak = ours["offline_samples_per_s"]
-    _, best = bisect_qps(peak, steps, lambda qps: ((p99 := poisson_p99_ms(served, split, cfg, qps, rng)) <= slo_ms,
-                                                   {"p99_ms": p99}))
-    theirs = best["target_qps"] if best else None
-    print(f"server {spec} slo {slo_ms} ms, max_batch 64, max_wait 2 ms, {steps} steps from offline "
-          f"{peak:.0f}/s: LoadGen {ours['max_qps_at_slo']} QPS (p99 {ours['p99_at_slo_ms']} ms, "
-          f"{ours['verdict']}); hand-written {theirs} QPS (p99 {best['p99_ms'] if best else None} ms); ratio "
-          + (f"{ours['max_qps_at_slo'] / theirs:.2f}" if ours["max_qps_at_slo"] and theirs else "n/a"))
-    for run in ours["runs"]:
-        print(f"  LoadGen {run['target_qps']:.0f} QPS: {run['verdict']} p99 {run['p99_ms']} ms "
-              f"{'; '.join(run['invalid_because'])}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp:s,mlp:m")
@@ -130,20 +80,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=0.3, help="per measurement")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--server", default=None, help="family:size:runtime for the LoadGen agreement check")
-    parser.add_argument("--slo-ms", type=float, default=20.0)
-    parser.add_argument("--search-steps", type=int, default=6)
-    parser.add_argument("--server-only", action="store_true", help="skip the runtime table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     kinds, batches = args.runtimes.split(","), [int(b) for b in args.batch_sizes.split(",")]
     if "eager" not in kinds:
         raise SystemExit("--runtimes must include eager: every ratio is against it")
     split = example_split(4096)
-    if args.server:
-        server_agreement(args.server, split, args.slo_ms, args.search_steps)
-    if args.server_only:
-        return
 
     peaks = gemm_peaks(torch.get_num_threads())
     print(f"threads={torch.get_num_threads()} torch {torch.__version__} onnxruntime {_ort_version()}; GEMM peak "

@@ -341,12 +341,33 @@ def test_planner_in_the_report_says_when_nothing_meets_the_slo(tmp_path: Path) -
     report, _ = build(write_run(tmp_path), traffic="1M/day", slo_p99="1us", retrains_per_month=2)
     assert report.plans is not None and len(report.plans) == len(report.front) == 3
     assert all(p.batch_size is None for p in report.plans)
-    assert "No front member meets the SLO at any measured batch size" in markdown(report)
+    assert "No front member meets the SLO: no server-scenario figure at it and no measured batch size" \
+        in markdown(report)
     report, _ = build(write_run(tmp_path / "b"), traffic="1M/day", slo_p99="1.2ms", retrains_per_month=2,
                       min_quality=0.9)  # no low-quality flag: those are planned last whatever they cost
     totals = [p.total_usd_month for p in report.plans or []]
     assert totals[-1] is None  # s/fp32 has p99 2 ms at batch 1: cannot meet 1.2 ms
     assert totals[:-1] == sorted(totals[:-1])  # type: ignore[type-var]
+
+
+def test_planner_in_the_report_uses_the_server_scenario_and_lists_invalid_ones(tmp_path: Path) -> None:
+    run = write_run(tmp_path)
+    records = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    for i, record in enumerate(records):  # the first trial's search found nothing VALID, the others 1000 QPS
+        qps = None if i == 0 else 1000.0
+        runs = [{"target_qps": 800.0, "verdict": "INVALID", "valid": False, "p99_ms": 90.0,
+                 "invalid_because": ["Performance constraints satisfied: NO"]}]
+        record["details"]["scenario"] = {"scenario": "server", "slo_ms": 20.0, "max_batch": 64, "runs": runs,
+                                         "max_qps_at_slo": qps}
+        record["metrics"].update(max_qps_at_slo=qps, p99_at_slo_ms=None if qps is None else 9.0)
+    (run / "trials.jsonl").write_text("".join(f"{json.dumps(r)}\n" for r in records))
+    report, summary = build(run, traffic="2500/s", slo_p99="20ms", min_quality=0.9)
+    scenario_plans = [p for p in report.plans or [] if p.basis.startswith("server scenario")]
+    assert scenario_plans and all(p.devices == 3 and p.throughput == 1000.0 for p in scenario_plans)
+    text = markdown(report)
+    assert "server scenario (p99 <= 20 ms)" in text and "No front member meets" not in text
+    assert (f"trial {records[0]['id']}: LoadGen server scenario: no run was VALID with p99 <= 20 ms; the lowest "
+            "try, 800 QPS, was INVALID with p99 90 ms (Performance constraints satisfied: NO)") in summary
 
 
 def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -366,6 +387,8 @@ def test_through_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     document = json.loads(result.stdout)
     assert document["by"] == "precision"
     assert [p["batch_size"] for p in document["plan"]] == [64, 64, 64]
+    assert [p["basis"] for p in document["plan"]] == ["batch 64 latency"] * 3  # no server scenario ran
+    assert all(p["usd_per_million"] > 0 for p in document["plan"])
 
 
 def test_identical_trials_are_marked_as_ties(tmp_path: Path) -> None:

@@ -101,3 +101,61 @@ def test_batch_stats_from_details_and_metrics() -> None:
                                64: {"p99_ms": 2.5, "throughput": 32000.0}}
     # only headline metrics: they belong to the objective batch size
     assert row({"p99_ms": 0.7, "throughput": 1400.0}).batch_stats() == {1: {"p99_ms": 0.7, "throughput": 1400.0}}
+
+
+def server(qps: float | None, slo_ms: float, runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """details.scenario of a server run as runtimes.loadgen records it."""
+    runs = runs or [{"target_qps": qps, "verdict": "VALID", "valid": True, "p99_ms": 7.0, "invalid_because": []}]
+    return {"scenario": {"scenario": "server", "slo_ms": slo_ms, "max_batch": 64, "runs": runs,
+                         "max_qps_at_slo": qps, "verdict": "VALID" if qps else "no run met the SLO"}}
+
+
+def test_plan_from_the_server_scenario_at_the_slo() -> None:
+    # 2500 rows/s at 1000 QPS per device (LoadGen, p99 7 ms <= 20 ms): ceil(2500 / 1000) = 3 devices, no
+    # headroom (queueing is in the figure); 4 threads x $0.05 = $0.20/h; 3 x 0.20 x 730 = $438/month;
+    # a million predictions at 1000/s on one device: 0.20 x 1e6 / 3.6e6 = $0.0556.
+    metrics = {"max_qps_at_slo": 1000.0, "p99_at_slo_ms": 7.0, "p99_ms@64": 3.0, "throughput@64": 9000.0}
+    (plan,) = plan_serving([row(metrics, details=server(1000.0, 20.0))], rate=2500.0, slo_ms=20.0)
+    assert plan.devices == 3 and plan.basis == "server scenario (p99 <= 20 ms)"
+    assert (plan.throughput, plan.p99_ms, plan.batch_size) == (1000.0, 7.0, None)
+    assert plan.usd_per_million == pytest.approx(0.20 / 3.6)
+    assert plan.serving_usd_month == pytest.approx(438.0) and plan.total_usd_month == pytest.approx(438.0)
+
+
+def test_a_stricter_scenario_slo_is_used_and_said() -> None:
+    (plan,) = plan_serving([row({"max_qps_at_slo": 1000.0}, details=server(1000.0, 10.0))], rate=2500.0, slo_ms=20.0)
+    assert plan.devices == 3 and plan.basis == "server scenario (p99 <= 10 ms, stricter than the plan's 20 ms)"
+
+
+def test_a_looser_scenario_slo_falls_back_to_fixed_batch_latency() -> None:
+    # scenario at 60 ms does not answer a 20 ms plan: batch 64 (p99 3 ms, 1000 rows/s): ceil(2500 x 1.3 / 1000) = 4
+    metrics = {"max_qps_at_slo": 5000.0, "p99_ms@64": 3.0, "throughput@64": 1000.0}
+    (plan,) = plan_serving([row(metrics, details=server(5000.0, 60.0))], rate=2500.0, slo_ms=20.0)
+    assert (plan.devices, plan.basis, plan.batch_size) == (4, "batch 64 latency", 64)
+    assert plan.usd_per_million == pytest.approx(0.20 / 3.6)
+    assert plan.note == "server scenario measured at p99 <= 60 ms, looser than 20 ms: planned from fixed-batch latency"
+
+
+def test_a_scenario_without_a_valid_run_says_why_and_falls_back() -> None:
+    runs = [{"target_qps": q, "verdict": "INVALID", "valid": False, "p99_ms": 80.0,
+             "invalid_because": ["Performance constraints satisfied: NO", "Early stopping satisfied: NO"]}
+            for q in (800.0, 400.0)]
+    r = row({"max_qps_at_slo": None, "p99_ms@64": 3.0, "throughput@64": 1000.0}, details=server(None, 20.0, runs))
+    (plan,) = plan_serving([r], rate=100.0, slo_ms=20.0)
+    assert plan.basis == "batch 64 latency" and plan.devices == 1
+    why = ("server scenario: no run was VALID with p99 <= 20 ms; the lowest try, 400 QPS, was INVALID with p99 80 ms "
+           "(Performance constraints satisfied: NO; Early stopping satisfied: NO)")
+    assert plan.note == f"{why}: planned from fixed-batch latency"
+    from costbench.report.scenario import invalid_notes
+
+    assert invalid_notes([r, row({})]) == [f"trial a: LoadGen {why}"]
+
+
+def test_an_invalid_offline_run_is_reported_with_loadgens_reasons() -> None:
+    from costbench.report.scenario import not_valid_reason
+
+    run = {"verdict": "INVALID", "valid": False, "invalid_because": ["Min duration satisfied: NO"]}
+    details = {"scenario": {"scenario": "offline", "runs": [run]}}
+    assert not_valid_reason(row({}, details=details)) == \
+        "offline scenario: LoadGen's verdict INVALID (Min duration satisfied: NO)"
+    assert not_valid_reason(row({}, details={"scenario": {"scenario": "offline", "runs": [{"valid": True}]}})) is None

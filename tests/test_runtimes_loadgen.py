@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("mlperf_loadgen", reason='pip install "costbench[serve]"')
 
-from costbench.runtimes.loadgen import Batcher, parse_summary
+from costbench.runtimes.batcher import Batcher
+from costbench.runtimes.loadgen import parse_summary
 
 SUMMARY = """\
 MLPerf Results Summary
@@ -53,6 +54,80 @@ def test_batcher_never_exceeds_max_batch_and_flushes_after_the_wait() -> None:
     assert seen == [4, 4, 2] and waited >= 0.04
 
 
+def test_a_left_over_sample_waits_from_its_own_arrival() -> None:
+    ran: list[tuple[list[str], float]] = []
+    done = threading.Event()
+
+    def run(batch: list[str]) -> None:
+        ran.append((batch, time.perf_counter()))
+        if len(ran) == 2:
+            done.set()
+
+    batcher = Batcher(run, max_batch=2, max_wait_s=0.3)
+    batcher.add(["a"])
+    time.sleep(0.2)
+    batcher.add(["b", "c"])  # a and b go at once; c arrived 0.2 s after a and must wait its own 0.3 s
+    arrived = time.perf_counter()
+    assert done.wait(2)
+    batcher.stop()
+    assert [b for b, _ in ran] == [["a", "b"], ["c"]]
+    assert ran[1][1] - arrived >= 0.29
+
+
+class FakeLoadGen:
+    """Just enough of mlperf_loadgen for a Responder: responses and the completions it is told."""
+
+    class QuerySampleResponse:
+        id = 0
+
+    def __init__(self) -> None:
+        self.completed: list[int] = []
+
+    def QuerySamplesComplete(self, responses: list[QuerySampleResponse]) -> None:
+        self.completed += [r.id for r in responses]
+
+
+def test_responder_answers_every_sample_even_when_serving_fails() -> None:
+    from costbench.runtimes.loadgen import Responder
+
+    lg, served = FakeLoadGen(), []
+
+    def serve_rows(indices: list[int]) -> None:
+        served.append(indices)
+        raise RuntimeError("model broke")
+
+    answer = Responder(lg, serve_rows, max_batch=4, deadline=time.perf_counter() + 60)
+    answer([(101, 1), (102, 2)])
+    answer([(103, 3)])  # after an error the rest are answered unserved
+    assert lg.completed == [101, 102, 103] and served == [[1, 2]]
+    assert str(answer.error) == "model broke" and not answer.overran
+
+
+def test_responder_past_its_deadline_answers_unserved_and_says_so() -> None:
+    from costbench.runtimes.loadgen import Responder
+
+    lg, served = FakeLoadGen(), []
+    answer = Responder(lg, served.append, max_batch=4, deadline=time.perf_counter() - 1)
+    answer([(7, 0), (8, 1)])
+    assert lg.completed == [7, 8] and served == [] and answer.overran and answer.error is None
+
+
+def test_a_server_run_over_its_time_bound_stops_and_is_invalid() -> None:
+    import mlperf_loadgen as lg
+
+    from costbench.runtimes.loadgen import one_run
+    from costbench.spec import ServeConfig
+
+    def slow(indices: list[int]) -> None:
+        time.sleep(0.2)  # 64 rows per 0.2 s: far below the 5,000 QPS asked for
+
+    cfg = ServeConfig(scenario="server", slo_ms=20, max_batch=64, max_wait_ms=1, scenario_seconds=0.25)
+    run = one_run(lg, slow, 100, "server", cfg, qps=5000.0, out_dir=None)
+    assert run["valid"] is False and run["verdict"] == "INVALID" and run["p99_ms"] is None
+    assert run["invalid_because"][-1].startswith("costbench: still serving at the run's time bound (1 s)")
+    assert run["wall_s"] < 2.5  # serving all 1,250 queries at 64 per 0.2 s would take about 4 s
+
+
 @pytest.mark.slow
 def test_server_scenario_reports_max_qps_at_the_slo_with_loadgens_verdict(tmp_path: Path) -> None:
     from costbench.record import is_known_metric
@@ -65,6 +140,8 @@ def test_server_scenario_reports_max_qps_at_the_slo_with_loadgens_verdict(tmp_pa
     metrics, scenario = record["metrics"], record["details"]["scenario"]
     assert all(is_known_metric(n) for n in ("max_qps_at_slo", "p99_at_slo_ms", "serve_cost_per_million_at_slo_usd"))
     assert len(scenario["runs"]) == 3 and all(r["verdict"] in ("VALID", "INVALID") for r in scenario["runs"])
+    # bounded: three calibration runs of at most 1 s, three of at most 4 x 0.5 s, plus LoadGen's start-up
+    assert 0 < scenario["seconds"] < 3 * 1 + 3 * 2 + 3
     if metrics["max_qps_at_slo"] is None:
         assert scenario["verdict"] == "no run met the SLO with a VALID result"
     else:
@@ -81,3 +158,20 @@ def test_qps_search_halves_to_a_pass_then_bisects_below_the_first_failure() -> N
     assert [r["target_qps"] for r in runs] == [800, 400, 200, 300, 350, 325]
     assert best == {"p99_ms": 3.0, "target_qps": 300}
     assert bisect_qps(1000.0, 2, lambda qps: (False, {}))[1] is None
+
+
+def test_offline_on_a_model_faster_than_its_calibration_lasts_its_min_duration_and_is_valid() -> None:
+    from types import SimpleNamespace
+
+    from costbench.runtimes.loadgen import run_scenario
+    from costbench.spec import ServeConfig
+
+    warm = time.perf_counter() + 0.6
+
+    def predict(index: object) -> None:  # slow while warming up (the calibration), then 20x faster
+        time.sleep(0.002 if time.perf_counter() < warm else 0.0001)
+
+    found = run_scenario(predict, lambda _split, index: (index,), SimpleNamespace(label=list(range(512))),
+                         ServeConfig(scenario="offline", scenario_seconds=0.25, max_batch=64))
+    assert found["runs"][-1]["valid"], found["runs"][-1]["invalid_because"]
+    assert found["seconds"] < 3 * 1 + 2 * 1 + 2

@@ -30,6 +30,7 @@ from costbench.report.rundir import (
     read_run_info,
     record_env_key,
 )
+from costbench.report.scenario import invalid_notes
 from costbench.report.search_view import SearchCurve, search_curve
 from costbench.spec import canonical_json, parse_objective
 from costbench.store import SWEEP_FILE, TRIALS_FILE, latest_records, read_records
@@ -165,7 +166,7 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     if info.search is not None and not conditions:  # --where leaves out points the search ran
         report.search = search_curve(records, [r for r in shown if r.rank > 0], goals, info.search)
     report.summary = _summary(report, info, len(earlier) if all_records else 0, filtered, missing_objective,
-                              min_quality) + memory_notes + plot_notes
+                              min_quality) + memory_notes + plot_notes + invalid_notes(shown)
     if rate is not None and slo_ms is not None:
         report.plans = plan_serving(report.front, rate, slo_ms, retrains_per_month)
         report.plan_title = (f"Serving plan: {traffic} (average {rate:,.1f} rows/s), p99 <= {slo_ms:g} ms, "

@@ -174,8 +174,9 @@ def earlier_table(report: Report) -> TableData:
 
 
 def _plan_summary(report: Report) -> str:
-    if report.plans and all(p.batch_size is None for p in report.plans):
-        return f"No front member meets the SLO at any measured batch size. Rule: {PLAN_RULE}."
+    if report.plans and all(p.devices is None for p in report.plans):
+        return (f"No front member meets the SLO: no server-scenario figure at it and no measured batch size. "
+                f"Rule: {PLAN_RULE}.")
     return f"Rule: {PLAN_RULE}."
 
 

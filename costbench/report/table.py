@@ -133,24 +133,26 @@ def trials_table(report: Report, rows: list[Row] | None = None, title: str | Non
 
 
 def plan_table(report: Report) -> TableData:
-    """The serving planner's result, cheapest monthly total first."""
+    """The serving planner's result, cheapest monthly total first; ``figure`` says what each plan rests on."""
     plans: list[Plan] = report.plans or []
-    headers = ["id", *report.axes, "batch", "p99 (ms)", "throughput (rows/s)", "devices", "device ($/h)",
-               "serving ($/month)", "training ($/month)", "total ($/month)", "note"]
+    headers = ["id", *report.axes, "figure", "p99 (ms)", "throughput (rows/s)", "devices", "device ($/h)",
+               "$ per million", "serving ($/month)", "training ($/month)", "total ($/month)", "note"]
     money = "{:,.2f}".format
     p99 = column_format("p99_ms", [p.p99_ms for p in plans])
     rate = column_format("throughput", [p.throughput for p in plans])
+    per_million = column_format("serve_cost_per_million_usd", [p.usd_per_million for p in plans])
     cells = [[p.row.id, *(axis_text(p.row.axes.get(a, "")) for a in report.axes),
-              "n/a" if p.batch_size is None else str(p.batch_size), p99(p.p99_ms), rate(p.throughput),
+              p.basis or "n/a", p99(p.p99_ms), rate(p.throughput),
               "n/a" if p.devices is None else str(p.devices),
-              *("n/a" if v is None else money(v) for v in (p.device_hour_usd, p.serving_usd_month,
-                                                           p.training_usd_month, p.total_usd_month)),
+              "n/a" if p.device_hour_usd is None else money(p.device_hour_usd), per_million(p.usd_per_million),
+              *("n/a" if v is None else money(v) for v in (p.serving_usd_month, p.training_usd_month,
+                                                           p.total_usd_month)),
               p.note] for p in plans]
     first = [i == 0 and p.total_usd_month is not None and "low-quality" not in p.row.flags
              for i, p in enumerate(plans)]
     return TableData(title=report.plan_title, headers=headers, cells=cells, front=first, pick=first,
-                     optional=("serving ($/month)", "training ($/month)", "device ($/h)"),
-                     numeric=("batch", "p99 (ms)", "throughput (rows/s)", "devices", "device ($/h)",
+                     optional=("serving ($/month)", "training ($/month)", "$ per million", "device ($/h)"),
+                     numeric=("p99 (ms)", "throughput (rows/s)", "devices", "device ($/h)", "$ per million",
                               "serving ($/month)", "training ($/month)", "total ($/month)"))
 
 

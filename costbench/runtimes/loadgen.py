@@ -4,22 +4,28 @@
   90th-percentile latency.
 - ``offline``: every sample at once; the model takes them in batches of ``serve.max_batch``; reports
   samples per second.
-- ``server``: Poisson arrivals at a target QPS. Queries go to one dynamic batcher, which runs a batch when
-  it holds ``serve.max_batch`` samples or its oldest one has waited ``serve.max_wait_ms``. A bisection
-  over the target QPS (``serve.search_steps`` LoadGen runs of ``serve.scenario_seconds`` each) finds the
-  highest QPS LoadGen calls VALID with its p99 under ``serve.slo_ms``; that QPS, its p99 and LoadGen's
-  verdict of every run are recorded. The search starts from the throughput at ``max_batch`` measured
-  by a short offline run.
+- ``server``: Poisson arrivals at a target QPS. Queries go to one dynamic batcher (``batcher.Batcher``),
+  which runs a batch when it holds ``serve.max_batch`` samples or its oldest one has waited
+  ``serve.max_wait_ms``. A bisection over the target QPS (``serve.search_steps`` LoadGen runs of
+  ``serve.scenario_seconds`` each) finds the highest QPS LoadGen calls VALID with its p99 under
+  ``serve.slo_ms``; that QPS, its p99 and LoadGen's verdict of every run are recorded. The search starts
+  from the throughput at ``max_batch`` measured by a short offline run.
 
-A scenario's time is bounded: roughly ``(search_steps + 1) x scenario_seconds`` for server and
-``scenario_seconds`` for the others (plus LoadGen's own start-up).
+The SUT keeps LoadGen's own cost per sample small, since on a small CPU it competes with the model for the
+GIL and the cores: LoadGen's per-sample JSON trace is off (its summary and detail logs stay), queries arrive
+through LoadGen's fast SUT (plain ids and indices, no ``QuerySample`` objects) and completions reuse one
+pool of ``QuerySampleResponse`` objects, one ``QuerySamplesComplete`` per batch.
+
+A scenario's time is bounded: each LoadGen run stops issuing after ``RUN_BOUND`` x ``scenario_seconds``
+(at least 1 s), and samples still queued then are answered unserved and the run counted INVALID, so a server
+search costs at most ``CALIBRATION_RUNS`` calibration runs of 1 s plus ``search_steps`` runs of that bound;
+``seconds`` in the result is what it took.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +33,17 @@ from typing import Any
 
 import torch
 
+from costbench.runtimes.batcher import Batcher
+
 INSTALL = 'pip install "costbench[serve]"'
 CALIBRATION_SECONDS = 0.25
+CALIBRATION_RUNS = 3  # each sized by the last one's rate: the first, sized by a guess, is mostly start-up
+# The offline run's query is sized for this many times the calibrated rate: LoadGen calls a run that ends
+# before min_duration INVALID, and a short calibration underestimates a fast model's rate (here by ~40%).
+# A run that still ends early is run once more, sized by the rate it showed.
+OFFLINE_MARGIN = 1.5
+ENDED_EARLY = "Min duration satisfied: NO"
+RUN_BOUND = 4  # a LoadGen run's time bound, in scenario_seconds
 P99_MIN_QUERIES = 662  # LoadGen's early-stopping floor for a 99th percentile
 
 
@@ -41,51 +56,39 @@ def missing_loadgen() -> str | None:
     return None
 
 
-class Batcher:
-    """The server's dynamic batcher: samples in, one ``predict`` per batch, LoadGen told per sample."""
+class Responder:
+    """Serves a batch of LoadGen samples, ``(id, index)`` pairs, and tells LoadGen they are done.
 
-    def __init__(self, run: Callable[[torch.Tensor], None], max_batch: int, max_wait_s: float) -> None:
-        self.run, self.max_batch, self.max_wait_s = run, max_batch, max_wait_s
-        self.pending: list[Any] = []
-        self.oldest = 0.0
-        self.cond = threading.Condition()
-        self.stopped = False
-        self.batches = 0
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
+    Every sample is completed even when serving fails or the run is past its time bound (LoadGen waits for
+    each one): the first error is kept for the caller to raise, and ``overran`` makes the run not count."""
 
-    def add(self, samples: list[Any]) -> None:
-        with self.cond:
-            if not self.pending:
-                self.oldest = time.perf_counter()
-            self.pending.extend(samples)
-            self.cond.notify()
+    def __init__(self, lg: Any, serve_rows: Callable[[list[int]], None], max_batch: int, deadline: float) -> None:
+        self.lg, self.serve_rows, self.deadline = lg, serve_rows, deadline
+        self.responses = [lg.QuerySampleResponse() for _ in range(max_batch)]  # copied by QuerySamplesComplete
+        self.error: Exception | None = None
+        self.overran = False
 
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self.cond.notify()
-        self.thread.join()
+    def __call__(self, batch: list[tuple[int, int]]) -> None:
+        if self.error is None and not self.overran:
+            if time.perf_counter() > self.deadline:
+                self.overran = True
+            else:
+                try:
+                    self.serve_rows([index for _, index in batch])
+                except Exception as error:  # re-raised by the run, after LoadGen has every answer
+                    self.error = error
+        responses = self.responses[:len(batch)]
+        for response, (sample_id, _) in zip(responses, batch, strict=True):
+            response.id = sample_id
+        self.lg.QuerySamplesComplete(responses)
 
-    def _loop(self) -> None:
-        while True:
-            with self.cond:
-                while not self.stopped:
-                    if len(self.pending) >= self.max_batch:
-                        break
-                    if self.pending:
-                        left = self.oldest + self.max_wait_s - time.perf_counter()
-                        if left <= 0:
-                            break
-                        self.cond.wait(left)
-                    else:
-                        self.cond.wait()
-                if self.stopped and not self.pending:
-                    return
-                batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
-                self.oldest = time.perf_counter()
-            self.run(batch)
-            self.batches += 1
+
+def rows_server(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[Any, ...]], split: Any
+                ) -> Callable[[list[int]], None]:
+    """``predict`` on the rows of ``split`` at the given indices, staged as the trial serves them."""
+    def serve_rows(indices: list[int]) -> None:
+        predict(*stage(split, torch.tensor(indices, dtype=torch.long)))
+    return serve_rows
 
 
 def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[Any, ...]], split: Any,
@@ -93,71 +96,95 @@ def run_scenario(predict: Callable[..., Any], stage: Callable[[Any, Any], tuple[
     """Run ``serve.scenario`` with LoadGen against ``predict``; a dict for the record's details and metrics."""
     import mlperf_loadgen as lg
 
+    started = time.perf_counter()
     rows = len(split.label)
+    serve_rows = rows_server(predict, stage, split)
     sizes = {"max_batch": serve.max_batch, "max_wait_ms": serve.max_wait_ms, "slo_ms": serve.slo_ms,
              "scenario_seconds": serve.scenario_seconds}
 
-    def answer(samples: list[Any]) -> None:
-        index = torch.tensor([s.index for s in samples], dtype=torch.long)
-        predict(*stage(split, index))
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(s.id, 0, 0) for s in samples])
-
     if serve.scenario == "server":
-        peak = _offline_rate(lg, answer, rows, serve, out_dir)
+        peak = offline_rate(lg, serve_rows, rows, serve, out_dir)
 
         def attempt(qps: float) -> tuple[bool, dict[str, Any]]:
-            run = _one_run(lg, answer, rows, "server", serve, qps=qps, out_dir=out_dir)
-            return run["valid"] and run["p99_ms"] is not None and run["p99_ms"] <= serve.slo_ms, run
+            run = one_run(lg, serve_rows, rows, "server", serve, qps=qps, out_dir=out_dir)
+            return meets_slo(run, serve.slo_ms), run
 
         runs, best = bisect_qps(peak, serve.search_steps, attempt)
         return {"scenario": "server", **sizes, "offline_samples_per_s": peak, "runs": runs,
                 "max_qps_at_slo": best["target_qps"] if best else None,
                 "p99_at_slo_ms": best["p99_ms"] if best else None,
-                "verdict": best["verdict"] if best else "no run met the SLO with a VALID result"}
-    expected = _offline_rate(lg, answer, rows, serve, out_dir) if serve.scenario == "offline" else None
-    run = _one_run(lg, answer, rows, serve.scenario, serve, qps=expected, out_dir=out_dir)
-    return {"scenario": serve.scenario, **sizes, "runs": [run], "verdict": run["verdict"]}
+                "verdict": best["verdict"] if best else "no run met the SLO with a VALID result",
+                "seconds": time.perf_counter() - started}
+    if serve.scenario == "single_stream":
+        runs = [one_run(lg, serve_rows, rows, "single_stream", serve, qps=None, out_dir=out_dir)]
+    else:
+        runs = [one_run(lg, serve_rows, rows, "offline", serve, out_dir=out_dir,
+                        qps=offline_rate(lg, serve_rows, rows, serve, out_dir) * OFFLINE_MARGIN)]
+        if ENDED_EARLY in runs[0]["invalid_because"] and runs[0]["samples_per_s"]:
+            # the model outran its calibration (a warm-up, a short run): size the query by the rate it showed
+            runs.append(one_run(lg, serve_rows, rows, "offline", serve, out_dir=out_dir,
+                                qps=runs[0]["samples_per_s"] * OFFLINE_MARGIN))
+    return {"scenario": serve.scenario, **sizes, "runs": runs, "verdict": runs[-1]["verdict"],
+            "seconds": time.perf_counter() - started}
+
+
+class QpsSearch:
+    """The bisection over the target QPS: start at 0.8 x ``peak`` (an offline rate), halve until a try
+    passes, then bisect between the best pass and the lowest failure. ``qps`` is the next try; ``tell``
+    records its outcome."""
+
+    def __init__(self, peak: float) -> None:
+        self.low, self.high, self.qps = 0.0, peak * 1.1, peak * 0.8
+        self.runs: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    def tell(self, ok: bool, run: dict[str, Any]) -> None:
+        self.runs.append({**run, "target_qps": self.qps})
+        if ok:
+            self.best, self.low = self.runs[-1], self.qps
+        else:
+            self.high = self.qps
+        self.qps = (self.low + self.high) / 2 if self.low > 0 else self.qps / 2
 
 
 def bisect_qps(peak: float, steps: int, attempt: Callable[[float], tuple[bool, dict[str, Any]]]
                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries: start at 0.8 x ``peak`` (an
-    offline rate), halve until one passes, then bisect between the best pass and the lowest failure.
-    Returns every try (with ``target_qps``) and the best passing one, or None."""
-    runs: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    low, high, qps = 0.0, peak * 1.1, peak * 0.8
+    """The highest target QPS ``attempt`` accepts, found in ``steps`` tries of a ``QpsSearch``. Returns every
+    try (with ``target_qps``) and the best passing one, or None."""
+    search = QpsSearch(peak)
     for _ in range(steps):
-        ok, run = attempt(qps)
-        runs.append({**run, "target_qps": qps})
-        if ok:
-            best, low = runs[-1], qps
-        else:
-            high = qps
-        qps = (low + high) / 2 if low > 0 else qps / 2
-    return runs, best
+        search.tell(*attempt(search.qps))
+    return search.runs, search.best
 
 
-def _offline_rate(lg: Any, answer: Callable[[list[Any]], None], rows: int, serve: Any,
+def meets_slo(run: dict[str, Any], slo_ms: float) -> bool:
+    """A server run counts when LoadGen calls it VALID and its p99 is within the SLO."""
+    return bool(run["valid"]) and run["p99_ms"] is not None and run["p99_ms"] <= slo_ms
+
+
+def offline_rate(lg: Any, serve_rows: Callable[[list[int]], None], rows: int, serve: Any,
                   out_dir: Path | None) -> float:
     """Samples per second of a short offline calibration run (its verdict does not count)."""
     rate = 1000.0
-    for _ in range(2):  # LoadGen sizes the offline query by the expected rate: the second run uses the first's
-        rate = _one_run(lg, answer, rows, "offline", serve, qps=rate, out_dir=out_dir,
+    for _ in range(CALIBRATION_RUNS):  # LoadGen sizes the offline query by the expected rate
+        rate = one_run(lg, serve_rows, rows, "offline", serve, qps=rate, out_dir=out_dir,
                         seconds=CALIBRATION_SECONDS)["samples_per_s"] or rate
     return rate
 
 
-def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: str, serve: Any,
+def one_run(lg: Any, serve_rows: Callable[[list[int]], None], rows: int, scenario: str, serve: Any,
              qps: float | None, out_dir: Path | None, seconds: float | None = None) -> dict[str, Any]:
     """One LoadGen run in PerformanceOnly mode; its summary read back from LoadGen's own log. ``qps`` is the
     server's target, or the offline run's expected rate (LoadGen sizes its one query by it)."""
     settings = lg.TestSettings()
     settings.mode = lg.TestMode.PerformanceOnly
     seconds_ms = int((serve.scenario_seconds if seconds is None else seconds) * 1000)
-    settings.min_duration_ms, settings.max_duration_ms = seconds_ms, max(seconds_ms * 4, 1000)
+    bound_s = max(seconds_ms * RUN_BOUND, 1000) / 1000
+    settings.min_duration_ms, settings.max_duration_ms = seconds_ms, int(bound_s * 1000)
     settings.min_query_count = 1
+    answer = Responder(lg, serve_rows, serve.max_batch, deadline=time.perf_counter() + bound_s)
     batcher: Batcher | None = None
+    issue: Callable[[list[int], list[int]], None]
     if scenario == "server":
         settings.scenario = lg.TestScenario.Server
         settings.server_target_qps = qps
@@ -165,22 +192,27 @@ def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: 
         settings.server_target_latency_percentile = 0.99
         settings.server_coalesce_queries = True  # queries due together reach the batcher in one callback
         settings.min_query_count = max(P99_MIN_QUERIES, int(qps * serve.scenario_seconds))
-        batcher = Batcher(answer, serve.max_batch, serve.max_wait_ms / 1000)
-        issue = batcher.add
+        server = batcher = Batcher(answer, serve.max_batch, serve.max_wait_ms / 1000)
+
+        def issue(ids: list[int], indices: list[int]) -> None:
+            server.add(list(zip(ids, indices, strict=True)))
     elif scenario == "offline":
         settings.scenario = lg.TestScenario.Offline
         settings.offline_expected_qps = qps
 
-        def issue(samples: list[Any]) -> None:
+        def issue(ids: list[int], indices: list[int]) -> None:
+            samples = list(zip(ids, indices, strict=True))
             for start in range(0, len(samples), serve.max_batch):
                 answer(samples[start:start + serve.max_batch])
     else:
         settings.scenario = lg.TestScenario.SingleStream
         settings.single_stream_expected_latency_ns = 100_000
         settings.min_query_count = P99_MIN_QUERIES
-        issue = answer
 
-    sut = lg.ConstructSUT(issue, lambda: None)
+        def issue(ids: list[int], indices: list[int]) -> None:
+            answer(list(zip(ids, indices, strict=True)))
+
+    sut = lg.ConstructFastSUT(issue, lambda: None)
     qsl = lg.ConstructQSL(rows, rows, lambda _s: None, lambda _s: None)
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = Path(out_dir or tmp)
@@ -188,7 +220,7 @@ def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: 
         output = lg.LogOutputSettings()
         output.outdir, output.copy_summary_to_stdout = str(log_dir), False
         log = lg.LogSettings()
-        log.log_output = output
+        log.log_output, log.enable_trace = output, False
         start = time.perf_counter()
         try:
             lg.StartTestWithLogSettings(sut, qsl, settings, log)
@@ -196,10 +228,18 @@ def _one_run(lg: Any, answer: Callable[[list[Any]], None], rows: int, scenario: 
             if batcher is not None:
                 batcher.stop()
             lg.DestroyQSL(qsl)
-            lg.DestroySUT(sut)
+            lg.DestroyFastSUT(sut)
         summary = (log_dir / "mlperf_log_summary.txt").read_text()
-    return {**parse_summary(summary), "scenario": scenario, "target_qps": qps,
-            "wall_s": time.perf_counter() - start, "batches": batcher.batches if batcher else None}
+    if answer.error is not None:
+        raise answer.error
+    run = {**parse_summary(summary), "scenario": scenario, "target_qps": qps,
+           "wall_s": time.perf_counter() - start, "batches": batcher.batches if batcher else None}
+    if answer.overran:
+        run.update(valid=False, verdict="INVALID", p99_ms=None, p90_ms=None, samples_per_s=None,
+                   invalid_because=[*run["invalid_because"], f"costbench: still serving at the run's time bound "
+                                    f"({bound_s:g} s); the samples left were answered unserved, so LoadGen's "
+                                    "figures for this run are not used"])
+    return run
 
 
 def parse_summary(text: str) -> dict[str, Any]:
