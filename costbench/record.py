@@ -71,8 +71,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_seconds": ("s", "min", "wall-clock training time, quantization included"),
     "quantize_seconds": ("s", "min", "time spent quantizing the trained model"),
     "compile_seconds": ("s", "min", "time spent compiling the served model (not in latency)"),
-    "train_device_hours": ("h", "min", "device-hours held while training (cores or GPUs x hours)"),
-    "train_cost_usd": ("$", "min", "train_device_hours x the sweep's price table"),
+    "train_device_hours": ("h", "min", "device-hours held while training (cores or GPUs x hours), a distilled "
+                           "trial's teacher included"),
+    "train_cost_usd": ("$", "min", "train_device_hours x the sweep's price table; a distilled trial's includes "
+                       "all of its teacher's (teacher_cost_usd)"),
+    "own_train_cost_usd": ("$", "min", "a distilled trial's training cost without its teacher's"),
+    "teacher_cost_usd": ("$", "min", "compress.distill: training the teacher and labelling the rows it distils"),
+    "teacher_seconds": ("s", "min", "compress.distill: the teacher's training and labelling time"),
+    "teacher_auc": ("", "max", "compress.distill: the teacher's test AUC (fp32, eager)"),
     "train_samples_per_s": ("rows/s", "max", "training throughput"),
     "train_energy_j": ("J", "min", "energy used while training, where a hardware counter exists"),
     # memory

@@ -34,6 +34,7 @@ class TrialMeasurements:
     latency: dict[str, Any] | None = None
     serve_cost: PhaseCost | None = None
     scenario: dict[str, Any] | None = None  # runtimes.loadgen.run_scenario's result
+    teacher: Any = None  # compress.teacher.Teacher of a distilled trial
 
     @property
     def gpu_name(self) -> str | None:
@@ -82,6 +83,26 @@ def _fit_metrics(m: TrialMeasurements) -> dict[str, Any]:
         "train_peak_reserved_mb": cost.peak_reserved_mb,
         "train_energy_j": cost.energy_j,
         **train_cost_usd(seconds, m.device, m.threads, m.gpu_name, m.cfg.prices),
+        **_teacher_metrics(m),
+    }
+
+
+def _teacher_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    """A distilled trial's training cost holds all of its teacher's: the student cannot be had without it,
+    however many students of the sweep read the same cached teacher. ``own_train_cost_usd`` is without."""
+    if m.teacher is None:
+        return {}
+    info = m.teacher.info
+    own = train_cost_usd(m.fit_cost.seconds + (m.served.prepare_seconds if m.served is not None else 0.0),
+                         m.device, m.threads, m.gpu_name, m.cfg.prices)
+    teacher = train_cost_usd(info["seconds"], info["device"], info["threads"], info["gpu"], m.cfg.prices)
+    return {
+        "teacher_auc": info.get("auc"),
+        "teacher_seconds": info["seconds"],
+        "teacher_cost_usd": teacher["train_cost_usd"],
+        "own_train_cost_usd": own["train_cost_usd"],
+        "train_device_hours": own["train_device_hours"] + teacher["train_device_hours"],
+        "train_cost_usd": own["train_cost_usd"] + teacher["train_cost_usd"],
     }
 
 

@@ -90,9 +90,17 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     data = load_data(cfg.data, trial.get("cache_dir"))
     memory = PeakMemory(device)
     found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data)
+    soft_targets = None
+    if cfg.compress.distill is not None:  # outside the fit phase: the teacher's cost is its own figure
+        from costbench.compress.teacher import obtain_teacher
+
+        phase("teacher")
+        found.teacher = obtain_teacher(cfg, data, trial["data_id"], trial.get("cache_dir"), device, phase)
+        soft_targets = found.teacher.soft_targets(cfg.compress.distill)
+        seed_everything(cfg.seed)  # the student starts alike whether its teacher was trained here or read
 
     with measure_phase(memory, device) as fit_cost:
-        fitted = family.fit(data, cfg, device, phase)
+        fitted = family.fit(data, cfg, device, phase, soft_targets)
     found.fit, found.fit_cost = fitted, fit_cost.result
     partial(trial_metrics(found))
 
@@ -135,5 +143,6 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                    "serve": found.latency["energy_why_unavailable"]},
         "data": data.summary,
         "scenario": found.scenario,
+        "teacher": None if found.teacher is None else {**found.teacher.info, "cache_hit": found.teacher.cache_hit},
     }
     return trial_metrics(found), details

@@ -13,6 +13,7 @@ import dataclasses
 
 import torch
 
+from costbench.compress.distill import SoftTargets
 from costbench.data import PreparedData
 from costbench.errors import TrialSkipped
 from costbench.families.base import Family, FitSummary, Fitted, Progress, Served
@@ -35,7 +36,8 @@ class TorchFamily(Family):
         if reason:
             raise TrialSkipped(reason)
 
-    def fit(self, data: PreparedData, cfg: TrialConfig, device: torch.device, on_progress: Progress) -> Fitted:
+    def fit(self, data: PreparedData, cfg: TrialConfig, device: torch.device, on_progress: Progress,
+            soft_targets: SoftTargets | None = None) -> Fitted:
         policy = get_policy(cfg.precision)
         hparams = resolve_hparams(cfg.model)
         model = build_model(hparams, data.schema).to(device)
@@ -43,6 +45,7 @@ class TorchFamily(Family):
             model, data, cfg.train, device=device,
             autocast=lambda: policy.autocast(device), grad_scaler=policy.grad_scaler(device),
             on_epoch=lambda epoch, epochs: on_progress(f"train {epoch}/{epochs}"), val_batch_size=cfg.eval.batch_size,
+            soft_targets=soft_targets,
         )
         training = dataclasses.asdict(trained)
         summary = FitSummary(best_val_auc=trained.best_val_auc, samples_per_s=trained.samples_per_s,

@@ -1,0 +1,1 @@
+"""Compression beyond precision: structured pruning (and distillation), applied at training time."""
