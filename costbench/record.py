@@ -63,6 +63,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "auc_delta_vs_fp32": ("", "max", "auc minus the auc of this trial's fp32 twin"),
     # size
     "params": ("", "min", "trainable parameters"),
+    "params_before_prune": ("", "min", "compress.prune: trainable parameters of the model before pruning"),
     "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
     "model_bytes": ("B", "min", "bytes of the serialised served model, as shipped"),
     # training cost
@@ -100,6 +101,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "p99_upper_ms": ("ms", "min", "conservative p99 by MLPerf's early-stopping rule"),
     "p99_ci_low_ms": ("ms", "min", "low end of the 95% interval of p99"),
     "p99_ci_high_ms": ("ms", "min", "high end of the 95% interval of p99"),
+    "p50_ms_before_prune": ("ms", "min", "compress.prune: p50_ms of the model before pruning, served and timed "
+                            "alike"),
+    "p99_ms_before_prune": ("ms", "min", "compress.prune: p99_ms of the model before pruning"),
     "mean_ms": ("ms", "min", "mean latency of one serving call"),
     "cold_ms": ("ms", "min", "the first (cold) serving call"),
     "throughput": ("rows/s", "max", "rows scored per second"),

@@ -35,6 +35,7 @@ class TrialMeasurements:
     serve_cost: PhaseCost | None = None
     scenario: dict[str, Any] | None = None  # runtimes.loadgen.run_scenario's result
     teacher: Any = None  # compress.teacher.Teacher of a distilled trial
+    latency_before_prune: dict[str, Any] | None = None  # compress.prune: measure_latency of the unpruned model
 
     @property
     def gpu_name(self) -> str | None:
@@ -62,6 +63,11 @@ def trial_metrics(m: TrialMeasurements) -> dict[str, Any]:
         metrics.update(_latency_metrics(m))
     if m.scenario is not None:
         metrics.update(_scenario_metrics(m))
+    if m.fit is not None and m.fit.uncompressed is not None:
+        metrics["params_before_prune"] = m.fit.uncompressed.params
+    if m.latency_before_prune is not None:
+        stats = m.latency_before_prune["batch_sizes"][str(m.cfg.serve.objective_batch_size)]
+        metrics.update({f"{name}_before_prune": stats[name] for name in ("p50_ms", "p99_ms")})
     return metrics
 
 

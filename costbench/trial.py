@@ -119,6 +119,12 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                                         on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency"))
     found.serve_cost = serve_cost.result
     memory.close()
+    if fitted.uncompressed is not None:  # compress.prune: the model before pruning, served and timed alike
+        phase("latency before prune")
+        before = family.prepare(fitted.uncompressed, data, cfg, device)
+        found.latency_before_prune = measure_latency(
+            before.predict, data.test, cfg.serve, device, stage=before.stage,
+            on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency before prune"))
     if cfg.serve.scenario != "none":
         from costbench.measure.latency import latency_lock
         from costbench.runtimes.loadgen import run_scenario
@@ -143,6 +149,9 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                    "serve": found.latency["energy_why_unavailable"]},
         "data": data.summary,
         "scenario": found.scenario,
+        "prune_latency": None if found.latency_before_prune is None else {
+            when: {b: {k: stats[k] for k in ("p50_ms", "p99_ms")} for b, stats in latency["batch_sizes"].items()}
+            for when, latency in (("before", found.latency_before_prune), ("after", found.latency))},
         "teacher": None if found.teacher is None else {**found.teacher.info, "cache_hit": found.teacher.cache_hit},
     }
     return trial_metrics(found), details

@@ -46,6 +46,7 @@ class Fitted:
     hparams: dict[str, Any]  # the resolved size preset and overrides
     params: int  # trainable parameters, or the tree families' node count
     summary: FitSummary
+    uncompressed: Fitted | None = None  # compress.prune: the trained model before pruning, to time beside it
 
 
 @dataclass
