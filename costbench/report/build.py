@@ -18,6 +18,7 @@ import numpy as np
 from costbench.errors import UserError
 from costbench.pareto import DEFAULT_TIE_TOLERANCE, Objective, pick_rule
 from costbench.record import metric_unit
+from costbench.report.compression import cost_view_notes
 from costbench.report.filters import Condition, apply_where, check_name, group_value, parse_where
 from costbench.report.planner import Plan, parse_slo, parse_traffic, plan_serving
 from costbench.report.plots import Plot, plan_plots
@@ -161,7 +162,7 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
                     environments=environments, suffix=where_suffix(where), tie_tolerance=tie_tolerance)
     report.plots, plot_notes = plan_plots(shown, goals, report.suffix)
     report.summary = _summary(report, info, len(earlier) if all_records else 0, filtered, missing_objective,
-                              min_quality) + memory_notes + plot_notes
+                              min_quality) + memory_notes + plot_notes + cost_view_notes(shown)
     if rate is not None and slo_ms is not None:
         report.plans = plan_serving(report.front, rate, slo_ms, retrains_per_month)
         report.plan_title = (f"Serving plan: {traffic} (average {rate:,.1f} rows/s), p99 <= {slo_ms:g} ms, "

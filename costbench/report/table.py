@@ -15,6 +15,7 @@ from rich import box
 from rich.table import Table
 
 from costbench.report.build import Report
+from costbench.report.compression import comparisons
 from costbench.report.names import AXIS_HEADERS, display, header, short_header
 from costbench.report.planner import Plan
 from costbench.report.ranking import interval_names
@@ -203,3 +204,44 @@ def to_rich(data: TableData, width: int) -> Table:
         style = "bold black on green" if pick else "bold green" if front else None
         table.add_row(*cells, style=style)
     return table
+
+
+def compression_table(report: Report) -> TableData | None:
+    """Each compressed trial beside its same-shape scratch model and its teacher (``report.compression``);
+    None when the run has no compressed trial. Latency is p50 at the headline batch size."""
+    found = comparisons(report.rows)
+    if not found:
+        return None
+    everything = [*report.rows]
+    signed = lambda v: "n/a" if v is None else _no_negative_zero(f"{v:+.4f}")  # noqa: E731
+    share = lambda v: "n/a" if v is None else f"{v:.0%}"  # noqa: E731
+    columns = {name: column_format(name, [r.metrics.get(name) for r in everything])
+               for name in ("auc", "train_cost_usd", "params", "p50_ms")}
+    teacher_cost = column_format("train_cost_usd", [c.row.metrics.get("teacher_cost_usd") for c in found])
+
+    def value(row: Row | None, metric: str, fmt: str | None = None) -> str:
+        if row is None:
+            return "n/a"
+        return _value_cell(row, metric, columns[fmt or metric], intervals=False)
+
+    headers = ["id", "compression", "model", "precision", "n", "AUC", "scratch", "scratch AUC", "AUC vs scratch",
+               "teacher AUC", "AUC vs teacher", "gap closed", "before prune AUC", "train cost ($)", "teacher cost ($)",
+               "scratch train cost ($)", "params", "params before prune", "scratch params", "p50 (ms)",
+               "p50 before prune (ms)", "scratch p50 (ms)"]
+    cells = []
+    for c in found:
+        row, hp = c.row, c.row.details.get("hparams") or {}
+        model = f"{hp.get('family')} hidden {hp.get('hidden')} emb {hp.get('emb_dim')}" if "hidden" in hp \
+            else str(hp.get("family", ""))
+        cells.append([row.id, c.what, model, str(row.config.get("precision", "")), str(row.n),
+                      value(row, "auc"), c.scratch.id if c.scratch else "not in this run", value(c.scratch, "auc"),
+                      signed(c.auc_vs_scratch), columns["auc"](row.metrics.get("teacher_auc")),
+                      signed(c.auc_vs_teacher), share(c.gap_closed), value(c.unpruned, "auc"),
+                      value(row, "train_cost_usd"),
+                      teacher_cost(row.metrics.get("teacher_cost_usd")), value(c.scratch, "train_cost_usd"),
+                      value(row, "params"), columns["params"](row.metrics.get("params_before_prune")),
+                      value(c.scratch, "params"), value(row, "p50_ms"),
+                      columns["p50_ms"](row.metrics.get("p50_ms_before_prune")), value(c.scratch, "p50_ms")])
+    return TableData(title="Compressed trials beside their references (same-shape scratch model, teacher)",
+                     headers=headers, cells=cells, front=[c.row.rank == 1 for c in found],
+                     pick=[c.row.pick for c in found], numeric=tuple(h for h in headers[4:] if h != "scratch"))
