@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from costbench.report.names import compress_label
+from costbench.compress.label import compress_label
 from costbench.report.rows import Row
 from costbench.spec import canonical_json
 

@@ -5,8 +5,6 @@ Shared by tables, plots and the decision card, so a figure is called the same ev
 
 from __future__ import annotations
 
-from typing import Any
-
 from costbench.record import metric_unit
 
 # metric -> (header, short header for a terminal, shown unit, factor from the recorded unit)
@@ -53,20 +51,3 @@ def short_header(metric: str) -> str:
     name, short, unit, _ = display(metric)
     return short if short != name or not unit or unit in short else f"{short} {unit}"
 
-
-def compress_label(value: Any) -> Any:
-    """A ``compress`` section, or its ``distill`` / ``prune`` part, in a few words (other values unchanged):
-    ``{"teacher": {"family": "catboost", "size": "s"}, "alpha": 0.5, ...}`` -> 'distil catboost s a=0.5 T=1'."""
-    if value is None:
-        return "none"
-    if not isinstance(value, dict):
-        return value
-    if "teacher" in value:
-        teacher = value.get("teacher") or {}
-        extra = value.get("extra_rows") or 0
-        return (f"distil {teacher.get('family')} {teacher.get('size')} a={value.get('alpha'):g} "
-                f"T={value.get('temperature'):g}" + (f" +{extra:,} rows" if extra else ""))
-    if "amount" in value:
-        return f"prune {value.get('amount'):.0%} ft={value.get('finetune_epochs')}"
-    parts = [compress_label(value[k]) for k in ("distill", "prune") if value.get(k) is not None]
-    return ", ".join(parts) or "none"

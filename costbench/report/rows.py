@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from costbench.compress.label import axis_text
 from costbench.record import NOISY_DRIFT
-from costbench.report.names import compress_label
 from costbench.spec import canonical_json
 
 TWIN_SHARE = 0.99  # MLPerf: a low-precision model must keep >= 99% of its fp32 twin's quality
@@ -106,7 +106,7 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
             values = [float(v) for r in members if _is_number(v := (r.get("metrics") or {}).get(name))]
             means[name] = sum(values) / len(values) if values else None
             stds[name] = _sample_std(values)
-        axes = {k: compress_label(v) if k.startswith("compress") else v for k, v in (first.get("axes") or {}).items()}
+        axes = {k: axis_text(k, v) for k, v in (first.get("axes") or {}).items()}
         rows.append(Row(id=first["id"], group=group, n=len(members), axes=axes,
                         config=first.get("config") or {}, metrics=means, std=stds,
                         details=first.get("details") or {}, env_id=_text(first.get("env_id")),
