@@ -2,8 +2,9 @@
 
 The scratch reference of a compressed row is the row of the run trained without ``compress`` whose
 model has the same resolved shape (``details.hparams``: the pruned shape for a pruned trial) and whose
-config is otherwise the same (data, training, precision, runtime, serving; the seed aside, as repeats
-are averaged). A distilled row's teacher figures are in its own record (``teacher_auc``,
+config is otherwise the same (data, precision, runtime, serving; the seed aside, as repeats are
+averaged), with the same ``train`` section where the run has one (a pruned model's twin is rather
+trained for its train + fine-tune epochs). A distilled row's teacher figures are in its own record (``teacher_auc``,
 ``teacher_cost_usd``); "gap closed" is (student - scratch) / (teacher - scratch) of the AUC means,
 shown only when the teacher is the better of the two. Reads rows only: no torch.
 """
@@ -56,24 +57,34 @@ def _difference(a: Any, b: Any) -> float | None:
 
 
 def shape_key(row: Row, hparams: Any = None) -> str:
-    """What a compressed row shares with its scratch reference: the config without compress, model and
-    seed, plus the resolved model shape (default: the one it was served with)."""
-    config = {k: v for k, v in row.config.items() if k not in ("compress", "model", "seed")}
+    """What a compressed row shares with its scratch references: the config without compress, model, train
+    and seed, plus the resolved model shape (default: the one it was served with)."""
+    config = {k: v for k, v in row.config.items() if k not in ("compress", "model", "train", "seed")}
     return canonical_json({"config": config, "hparams": hparams or row.details.get("hparams"),
                            "data_id": row.data_id})
 
 
 def comparisons(rows: list[Row]) -> list[Comparison]:
-    """Every compressed row (config has ``compress``), with its scratch references where the run has them."""
-    scratch = {shape_key(r): r for r in rows if not r.config.get("compress")}
+    """Every compressed row (config has ``compress``), with its scratch references where the run has them:
+    of the same-shape rows, the one with the same ``train`` section, else the first (a pruned model's
+    scratch twin is usually trained for its train + fine-tune epochs)."""
+    scratch: dict[str, list[Row]] = {}
+    for row in rows:
+        if not row.config.get("compress"):
+            scratch.setdefault(shape_key(row), []).append(row)
+
+    def pick(row: Row, key: str) -> Row | None:
+        candidates = scratch.get(key, [])
+        same_budget = [r for r in candidates if r.config.get("train") == row.config.get("train")]
+        return (same_budget or candidates or [None])[0]
+
     found = []
     for row in rows:
         if not row.config.get("compress"):
             continue
         before = ((row.details.get("training") or {}).get("prune") or {}).get("hparams_before")
-        found.append(Comparison(row=row, what=compress_label(row.config["compress"]),
-                                scratch=scratch.get(shape_key(row)),
-                                unpruned=scratch.get(shape_key(row, before)) if before else None))
+        found.append(Comparison(row=row, what=compress_label(row.config["compress"]), scratch=pick(row, shape_key(row)),
+                                unpruned=pick(row, shape_key(row, before)) if before else None))
     return found
 
 
