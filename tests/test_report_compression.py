@@ -66,7 +66,8 @@ def test_compressed_trials_are_matched_to_their_scratch_twins_and_teacher(tmp_pa
             pruned_cells["before prune AUC"]) == ("scratchhalf", "0.8710", "+0.0020", "0.8750")
     assert (pruned_cells["params"], pruned_cells["params before prune"], pruned_cells["p50 before prune (ms)"]) == \
         ("120,000", "241,000", "1.00")
-    assert any("includes all of its teacher's cost" in line and "1 teacher(s) once each for 1 distilled" in line
+    assert any("includes all of its teacher's cost" in line
+               and "1 teacher file(s) (one per teacher and extra_rows), once each, for 1 distilled" in line
                for line in report.summary)
 
 

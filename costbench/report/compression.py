@@ -93,10 +93,11 @@ def cost_view_notes(rows: list[Row]) -> list[str]:
     distilled = [r for r in rows if (r.config.get("compress") or {}).get("distill")]
     if not distilled:
         return []
-    teachers = {(r.details.get("teacher") or {}).get("id") for r in distilled}
+    teachers = {((t := r.details.get("teacher") or {}).get("id"), t.get("extra_rows")) for r in distilled}
     students = sum(r.n for r in distilled)
     return [f"train_cost_usd of a distilled trial includes all of its teacher's cost (teacher_cost_usd: "
             f"training it and labelling the rows it distils), and rankings here use that view: a student cannot "
-            f"be had without its teacher. The sweep trained {len(teachers)} teacher(s) once each for "
+            f"be had without its teacher. The sweep made {len(teachers)} teacher file(s) (one per teacher and "
+            f"extra_rows), once each, for "
             f"{students} distilled trial(s); own_train_cost_usd is a student's training alone "
             "(rank on it with --objectives to see the shared-teacher view)"]
