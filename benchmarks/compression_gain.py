@@ -8,7 +8,8 @@ the share of it the distilled student closes. Repeats are paired by seed (repeat
 same seed), so the interval of the gain is the paired one; the share's interval divides the gain's
 interval by the gap (the teacher is one fixed model; the scratch mean's own noise is not propagated).
 For every pruned configuration: parameters and p50 before and after, and AUC beside the scratch
-model of the pruned shape. Reads trials.jsonl only (no torch); the pairing is the report's
+model of the pruned shape, and p50 before and after per batch size (before: the unpruned model timed in
+the same trial). Reads trials.jsonl only (no torch); the pairing is the report's
 (``costbench.report.compression``).
 """
 
@@ -72,10 +73,13 @@ def main() -> None:
                   f"({m['params'] / m['params_before_prune']:.0%}); p50 at the headline batch "
                   f"{m['p50_ms_before_prune']:.3f} -> {m['p50_ms']:.3f} ms; before-prune scratch AUC "
                   f"{'n/a' if before is None else f'{before:.4f}'}")
-            for batch, when in sorted(((b, w) for b, w in (c.row.details.get("prune_latency") or {}).get(
-                    "after", {}).items()), key=lambda item: int(item[0])):
-                first = c.row.details["prune_latency"]["before"][batch]
-                print(f"    batch {batch} (first repeat): p50 {first['p50_ms']:.3f} -> {when['p50_ms']:.3f} ms")
+            timed = [r["details"]["prune_latency"] for r in records
+                     if r["group"] == c.row.group and r["status"] == "ok" and r["details"].get("prune_latency")]
+            for batch in sorted(timed[0]["after"], key=int):
+                before, after = (statistics.fmean(t[when][batch]["p50_ms"] for t in timed)
+                                 for when in ("before", "after"))
+                print(f"    batch {batch}: p50 {before:.3f} -> {after:.3f} ms (mean of {len(timed)}; ratio "
+                      f"{after / before:.2f})")
             print(f"  train cost ${m['train_cost_usd']:.6f} vs scratch ${c.scratch.metrics['train_cost_usd']:.6f}")
 
 

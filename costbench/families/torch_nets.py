@@ -6,7 +6,7 @@ compiled PyTorch through the policy's cast / int8 quantization, or the exported 
 Whether the precision can run here is found out by the runtime (the policy's probe for torch), and a
 missing kernel is a skip, never a fallback. ``compress`` acts here, at training time only: the loss
 takes a distillation teacher's soft targets, and ``compress.prune`` narrows the trained model
-(``compress.prune``) and fine-tunes it with the same loop; serving then treats it like any model.
+(``costbench.compress.prune``) and fine-tunes it with the same loop; serving treats it like any model.
 """
 
 from __future__ import annotations
