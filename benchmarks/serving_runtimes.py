@@ -83,7 +83,7 @@ def _ort_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
     import onnx
     from onnx import TensorProto, helper
 
-    from costbench.runtimes.onnx import make_session
+    from costbench.runtimes.ort_session import make_session
 
     n = a.shape[0]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",

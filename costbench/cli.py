@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from costbench.compress.label import axis_text
+from costbench.compress.label import axis_label
 from costbench.errors import UserError, warn
 from costbench.store import DiskFull, no_space_error
 
@@ -122,6 +122,7 @@ def validate(
     """Check a sweep file and its data files, and list the trials it expands to, without running anything."""
     from costbench.engine import check_data
     from costbench.spec import load_sweep, machine_warnings
+    from costbench.spec.schema import GridRange
 
     sweep = load_sweep(sweep_file, set_ or [])
     check_data(sweep.trials, asked_by=sweep.where("data"))
@@ -136,8 +137,14 @@ def validate(
         table.add_column(axis)
     for trial in sweep.trials:
         repeat = [str(trial.repeat)] if sweep.spec.repeats > 1 else []
-        table.add_row(trial.id, *repeat, *(str(axis_text(a, trial.axes.get(a, ""))) for a in axes))
+        table.add_row(trial.id, *repeat, *(str(axis_label(a, trial.axes.get(a, ""))) for a in axes))
     console.print(table)
+    if sweep.has_ranges and sweep.spec.search is not None:
+        ranges = ", ".join(f"{k} {a.describe()}" for k, a in sweep.space.items() if isinstance(a, GridRange))
+        console.print(f"{sweep.path}: valid; a search of {sweep.spec.search.n_trials} point(s) over ranges "
+                      f"({ranges}); the {len(sweep.trials)} trial(s) listed are its corners (each range at low "
+                      "and at high), each checked", highlight=False)
+        return
     console.print(f"{sweep.path}: valid, {len(sweep.trials)} trial(s)")
 
 

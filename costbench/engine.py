@@ -118,31 +118,39 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
         plan = resource_plan(kind, trials, options.workers or sweep.spec.executor.workers, stderr)
         trials = [dataclasses.replace(t, resources=plan.for_trial(t, kind)) for t in trials]
         todo, counts, replanned = plan_resume(trials, latest_records(records), options.retry_failed)
-        _say_resume(trials, records, counts, options.retry_failed, console)
-        if replanned:
-            console.print(f"re-running {replanned} trial(s) recorded with other threads than this run's plan "
-                          "(their timings would not compare)", highlight=False)
+        search = _make_search(sweep, plan, kind, run_dir, latest_records(records)) if sweep.spec.search else None
+        if search is None:
+            _say_resume(trials, records, counts, options.retry_failed, console)
+            if replanned:
+                console.print(f"re-running {replanned} trial(s) recorded with other threads than this run's plan "
+                              "(their timings would not compare)", highlight=False)
+        else:  # the trials recorded and the ones still to come are the search's, not the grid's corners
+            counts = _say_search(search, latest_records(records), console)
+            todo = trials if search.done < search.target else []  # the datasets to prepare; Optuna picks the points
+        to_run = len(todo) if search is None else (search.target - search.done) * sweep.spec.repeats
         tracker = make_tracker(options.track, run_dir, sweep.spec.name, lambda note: warn(stderr, note))
         # made before the data is prepared: a local executor's forkserver imports meanwhile
-        executor, settings = _make_executor(sweep, todo, options, trial_fn, plan)
+        executor, settings = _make_executor(sweep, to_run, options, trial_fn, plan)
         try:
             write_sweep_file(run_dir, sweep)
-            write_run_file(run_dir, sweep, trials, settings)
+            write_run_file(run_dir, sweep, trials if search is None else search.recorded_trials(), settings)
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
-            if executor is not None and sweep.spec.search is not None:  # Optuna picks which of `todo` run
-                outcome = _search(sweep, trials, executor, store, counts, options, console, tracker)
+            if executor is not None and search is not None:  # Optuna picks the points that run
+                outcome = _search(search, executor, store, counts, options, console, tracker)
             else:
                 outcome = _run(executor, todo, store, counts, options, console, tracker) if executor else _Outcome()
         finally:
             if executor is not None:
                 executor.close()
-        if sweep.spec.search is not None:  # the sweep is the points searched, not the whole grid
-            recorded = latest_records(read_records(run_dir)[0])
-            write_run_file(run_dir, sweep, [t for t in trials if t.id in recorded], settings)
+        if search is not None:  # the sweep is the points searched, not the whole grid
+            trials = search.recorded_trials()
+            write_run_file(run_dir, sweep, trials, settings)
         if executor is None:
-            console.print("nothing to run: every trial of this sweep has a record", highlight=False)
-    status = _finish(sweep, run_dir, options, outcome, console, stderr)
+            console.print("nothing to run: " + ("every trial of this sweep has a record" if search is None else
+                          f"the search has its {search.target} point(s) recorded (raise --set search.n_trials=N "
+                          "to go on)"), highlight=False)
+    status = _finish(sweep, trials, run_dir, options, outcome, console, stderr)
     if tracker is not None:
         tracker.finish()  # every record again, now with its Pareto rank, and the report files
     return status
@@ -314,11 +322,11 @@ def resource_plan(kind: str, trials: list[Trial], workers: int | None, stderr: C
     return plan
 
 
-def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial_fn: str,
+def _make_executor(sweep: Sweep, to_run: int, options: SweepOptions, trial_fn: str,
                    plan: ResourcePlan) -> tuple[Executor | None, dict[str, Any]]:
     spec = sweep.spec.executor
     kind = options.executor or spec.kind
-    workers = None if plan.workers is None else min(plan.workers, max(1, len(todo)))
+    workers = None if plan.workers is None else min(plan.workers, max(1, to_run))
     from_file = kind == spec.kind  # the file's ray settings do not apply when --executor chose local
     settings = {
         "executor": kind,
@@ -331,10 +339,10 @@ def _make_executor(sweep: Sweep, todo: list[Trial], options: SweepOptions, trial
         "seed": sweep.spec.seed,
         "repeats": sweep.spec.repeats,
         "trials": len(sweep.trials),
-        "trials_to_run": len(todo),
+        "trials_to_run": to_run,
         "started_at": utc_now(),
     }
-    if not todo:
+    if not to_run:
         return None, settings
     executor = make_executor(kind, workers=workers, threads=plan.threads, trial_timeout=settings["trial_timeout"],
                              retries=settings["retries"], address=settings["address"],
@@ -355,7 +363,8 @@ class _Outcome:
 
 
 def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
-         console: Console, tracker: Any = None) -> _Outcome:
+         console: Console, tracker: Any = None, tags: dict[str, dict[str, Any]] | None = None) -> _Outcome:
+    """Run ``todo`` and store each record as it arrives; ``tags``: fields added to a trial's record."""
     outcome = _Outcome()
     start = time.monotonic()
     with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
@@ -366,6 +375,7 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
             elif event.kind == "phase":
                 progress.phase(event.trial_id, event.phase or "")
             elif event.record is not None:
+                event.record.update((tags or {}).get(event.trial_id, {}))
                 try:
                     store.append(store_environment(store.run_dir, event.record))
                 except DiskFull as exc:  # nothing half-written stays; stop as Ctrl-C would
@@ -387,23 +397,45 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
     return outcome
 
 
-def _search(sweep: Sweep, trials: list[Trial], executor: Executor, store: RunStore, counts: Counter[str],
-            options: SweepOptions, console: Console, tracker: Any = None) -> _Outcome:
-    """A `search` section: Optuna proposes batches of the remaining grid points, each run as `_run` runs a sweep."""
+def _make_search(sweep: Sweep, plan: ResourcePlan, kind: str, run_dir: Path,
+                 latest: dict[str, dict[str, Any]]) -> Any:
+    """The sweep's study, rebuilt from the records; each point it proposes becomes trials as the grid's do."""
+    from costbench.search import Search
+
+    def make_trials(point: dict[str, Any]) -> list[Trial]:
+        return [dataclasses.replace(t, resources=plan.for_trial(t, kind))
+                for t in with_data_cache(sweep.trials_at(point), run_dir / DATA_CACHE_DIR)]
+
+    assert sweep.spec.search is not None
+    return Search(sweep.spec.search, sweep.spec.objectives, sweep.space, make_trials, latest)
+
+
+def _say_search(search: Any, latest: dict[str, dict[str, Any]], console: Console) -> Counter[str]:
+    """The counts of the search's recorded trials, said when there are some."""
+    counts = Counter(latest[t.id]["status"] for t in search.recorded_trials())
+    if search.done:
+        console.print(f"resuming the search: {search.done} of {search.target} point(s) recorded "
+                      f"({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)", highlight=False)
+    return counts
+
+
+def _search(search: Any, executor: Executor, store: RunStore, counts: Counter[str], options: SweepOptions,
+            console: Console, tracker: Any = None) -> _Outcome:
+    """A `search` section: Optuna proposes batches of points, each run as `_run` runs a sweep."""
     from costbench.search import run_search
 
-    spec, total = sweep.spec, _Outcome()
+    total = _Outcome()
 
     def batch(trials: list[Trial]) -> bool:
-        done = _run(executor, trials, store, counts, options, console, tracker)
+        tags = {t.id: {"proposed_by": search.proposed_by[search.key(t)]} for t in trials}
+        done = _run(executor, trials, store, counts, options, console, tracker, tags)
         total.ran, total.seconds = total.ran + done.ran, total.seconds + done.seconds
         total.interrupted = total.interrupted or done.interrupted
         total.fail_fast_stopped = total.fail_fast_stopped or done.fail_fast_stopped
         total.disk_full = total.disk_full or done.disk_full
         return not (done.interrupted or done.fail_fast_stopped or done.disk_full)
 
-    assert spec.search is not None
-    run_search(spec.search, spec.objectives, trials, lambda: latest_records(read_records(store.run_dir)[0]), batch,
+    run_search(search, lambda: latest_records(read_records(store.run_dir)[0]), batch,
                getattr(executor, "workers", None) or 4)
     return total
 
@@ -460,18 +492,19 @@ def _handling(signums: tuple[int, ...], handler: Any) -> Iterator[None]:
             signal.signal(signum, old)
 
 
-def _finish(sweep: Sweep, run_dir: Path, options: SweepOptions, outcome: _Outcome, console: Console,
-            stderr: Console) -> int:
+def _finish(sweep: Sweep, trials: list[Trial], run_dir: Path, options: SweepOptions, outcome: _Outcome,
+            console: Console, stderr: Console) -> int:
+    """``trials``: the sweep's as it now stands (a search: the points it recorded)."""
     records, _ = read_records(run_dir)
     latest = latest_records(records)
-    statuses = Counter(latest[t.id]["status"] for t in sweep.trials if t.id in latest)
+    statuses = Counter(latest[t.id]["status"] for t in trials if t.id in latest)
     summary = ", ".join(f"{statuses[s]} {s}" for s in ("ok", "failed", "skipped"))
     if outcome.ran:
         console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
-                      f"of {len(sweep.trials)}", highlight=False)
+                      f"of {len(trials)}" + (" searched" if sweep.spec.search else ""), highlight=False)
     if outcome.interrupted or outcome.fail_fast_stopped or outcome.disk_full:
         wanted = len(sweep.trials) if sweep.spec.search is None else \
-            min(len(sweep.trials), sweep.spec.search.n_trials * sweep.spec.repeats)  # a search runs n_trials points
+            sweep.spec.search.n_trials * sweep.spec.repeats  # a search runs n_trials points
         missing = max(0, wanted - sum(statuses.values()))
         if outcome.disk_full:
             stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)

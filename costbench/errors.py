@@ -47,6 +47,12 @@ def echo(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for a one-line reason."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def allowed_list(allowed: Iterable[object]) -> str:
     return ", ".join(str(a) for a in allowed)
 

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
-from costbench.errors import TrialSkipped
+from costbench.errors import TrialSkipped, first_line
 from costbench.spec import QuantizeConfig
 
 TORCHAO_SCHEMES = ("dynamic", "weight_only")
@@ -159,7 +159,7 @@ def _finish(model: nn.Module, input_dtype: torch.dtype | None, example: tuple[Te
             info["compiled"] = True
         except Exception as exc:
             torch._dynamo.reset()
-            info["compile_error"] = f"{type(exc).__name__}: {_first_line(exc)}"
+            info["compile_error"] = f"{type(exc).__name__}: {first_line(exc)}"
             if compile_required:
                 raise CompileFailed(f"serve.compile: torch.compile failed for {info['precision']} "
                                     f"({info['compile_error']})") from exc
@@ -337,7 +337,7 @@ def _run_probe(policy: PrecisionPolicy, device: torch.device, family: str, quant
     except (NotImplementedError, RuntimeError) as exc:
         module = f" in {stack[-1]}" if stack and where != "training backward" else ""
         return (f"{label} on {device.type} cannot run {family} with torch {torch.__version__}: "
-                f"{where}{module} failed: {_first_line(exc)}")
+                f"{where}{module} failed: {first_line(exc)}")
     return None
 
 
@@ -427,9 +427,3 @@ _PER_CHANNEL = (torch.per_channel_affine, torch.per_channel_affine_float_qparams
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-

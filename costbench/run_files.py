@@ -38,6 +38,7 @@ def write_run_file(run_dir: Path, sweep: Sweep, trials: list[Trial], executor: d
         "axes": list(dict.fromkeys([*spec.grid, *(key for point in spec.include for key in point)])),
         "objectives": list(spec.objectives),
         "repeats": spec.repeats,
+        "search": None if spec.search is None else spec.search.model_dump(mode="json"),  # the report's hypervolume
         "executor": executor,
         "written_at": utc_now(),
         "costbench": __version__,

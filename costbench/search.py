@@ -3,13 +3,16 @@
 trials.jsonl stays the store of record. Optuna's study lives in memory only: at the start of every run it is
 rebuilt from the records (``study.add_trial`` of a ``create_trial``: values = the sweep's objectives,
 constraints = the section's), so a resumed or killed search continues where it stopped and never runs a
-recorded grid point again. The axes' values (as the grid expanded them) are categorical choices; a point
-Optuna proposes that is already recorded is told its recorded values without running. Points are asked in
+recorded point again. A grid list is a categorical choice of its values (as trials see them); a range
+``{low, high, log, step}`` is Optuna's int or float distribution (suggest_int / suggest_float), so a
+search over ranges never lists its points. A point Optuna proposes that is already recorded is told its
+recorded values without running. Points are asked in
 batches of the executor's parallel slots (ask/tell), so local and Ray run them in parallel.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -17,24 +20,12 @@ from typing import Any
 
 from costbench.errors import UserError
 from costbench.spec import Trial, canonical_json, parse_objective
-from costbench.spec.schema import SearchConfig, parse_constraint
+from costbench.spec.schema import GridRange, SearchConfig, parse_constraint
 
 INSTALL_HINT = 'the search section needs Optuna: pip install "costbench[search]"'
 INFEASIBLE = 1e12  # a constraint whose metric is n/a: the point counts as infeasible
 ASKS_PER_TRIAL = 50  # a sampler re-proposing recorded points gives up after this many asks per new point
-
-
-def space(trials: Sequence[Trial]) -> dict[str, list[Any]]:
-    """Each axis and its values as the grid expanded them (first-seen order): the categorical choices."""
-    axes: dict[str, dict[str, Any]] = {}
-    for trial in trials:
-        for axis, value in trial.axes.items():
-            axes.setdefault(axis, {}).setdefault(canonical_json(value), value)
-    return {axis: list(values.values()) for axis, values in axes.items() if len(values) > 1}
-
-
-def point_key(axes: dict[str, Any], names: Sequence[str]) -> str:
-    return canonical_json({n: canonical_json(axes.get(n)) for n in names})
+MAX_LISTED = 10_000  # a space with more points than this is never listed (no fill-in)
 
 
 def objective_values(records: Sequence[dict[str, Any]], objectives: Sequence[str]) -> list[float] | None:
@@ -66,25 +57,62 @@ def constraint_values(records: Sequence[dict[str, Any]], constraints: Sequence[s
 
 
 def make_sampler(config: SearchConfig, choices: dict[str, list[Any]]) -> Any:
-    """The section's sampler, seeded; params are indices into each axis's choices."""
+    """The section's sampler, seeded. Why these settings (benchmarks/search_efficiency.py, 40 seeds):
+
+    - TPE multivariate, ``n_startup_trials`` a quarter of the budget (2 to 10): Optuna's default of 10
+      random startup trials is most of a 16-point budget, and independent (univariate) TPE cannot learn
+      that size, precision and batch size act together; both were clearly worse.
+    - NSGA-II population a quarter of the budget (4 to 50): a budget of a few generations; larger
+      populations were no better than random.
+    ``choices``: the categorical axes' values, for the grid sampler (ranges never reach it).
+    """
     import optuna
 
     if config.sampler == "grid":
         return optuna.samplers.GridSampler({k: list(range(len(v))) for k, v in choices.items()}, seed=config.seed)
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=config.seed)
+    quarter = config.n_trials // 4
     if config.sampler == "nsga2":
-        population = max(4, min(50, config.n_trials // 4))
-        return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=population)
-    return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, n_startup_trials=min(10, max(
-        2, config.n_trials // 3)))
+        return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=max(4, min(50, quarter)))
+    return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, n_startup_trials=max(2, min(10, quarter)))
+
+
+def distribution(axis: list[Any] | GridRange) -> Any:
+    """A list: a categorical choice of its indices. A range: suggest_int's or suggest_float's distribution."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if not isinstance(axis, GridRange):
+        return CategoricalDistribution(list(range(len(axis))))
+    if axis.is_int:
+        return IntDistribution(int(axis.low), int(axis.high), log=axis.log, step=int(axis.step or 1))
+    return FloatDistribution(float(axis.low), float(axis.high), log=axis.log,
+                             step=None if axis.step is None else float(axis.step))
+
+
+def finite_points(space: dict[str, list[Any] | GridRange]) -> list[dict[str, Any]] | None:
+    """Every point of a space small and discrete enough to list (up to MAX_LISTED), else None."""
+    counts = [len(a) if not isinstance(a, GridRange) else None if not a.is_int and a.step is None
+              else round((a.high - a.low) / (a.step or 1)) + 1 for a in space.values()]
+    if None in counts or math.prod(c for c in counts if c is not None) > MAX_LISTED:
+        return None
+    values = [a if not isinstance(a, GridRange) else [a.low + k * (a.step or 1) for k in range(count)]
+              for a, count in zip(space.values(), counts, strict=True) if count is not None]
+    return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 class Search:
-    """The study over a sweep's grid points, rebuilt from the records, asked for the next points to run."""
+    """The study over a sweep's space, rebuilt from the records, asked for the next points to run.
 
-    def __init__(self, config: SearchConfig, objectives: Sequence[str], trials: Sequence[Trial],
-                 latest: dict[str, dict[str, Any]]) -> None:
+    ``space``: the grid's axes (lists of values as trials see them, or ranges); ``make_trials``: one
+    point's trials (its repeats), none when the sweep excludes it. A point is identified by its axes'
+    values as its trials hold them (not by the trials' group: a grid may have the seed as an axis).
+    ``sampler``: an Optuna sampler instead of the section's (the benchmark compares settings with it).
+    """
+
+    def __init__(self, config: SearchConfig, objectives: Sequence[str], space: dict[str, list[Any] | GridRange],
+                 make_trials: Callable[[dict[str, Any]], list[Trial]], latest: dict[str, dict[str, Any]],
+                 sampler: Any = None) -> None:
         try:
             import optuna
         except ImportError:
@@ -92,39 +120,91 @@ class Search:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.config = config
         self.objectives = list(objectives)
-        self.choices = space(trials)
-        self.names = list(self.choices)
-        self.points: dict[str, list[Trial]] = {}
-        for trial in trials:
-            self.points.setdefault(point_key(trial.axes, self.names), []).append(trial)
-        from optuna.distributions import CategoricalDistribution
-
-        self.distributions = {n: CategoricalDistribution(list(range(len(v)))) for n, v in self.choices.items()}
+        self.fixed = {k: v[0] for k, v in space.items() if not isinstance(v, GridRange) and len(v) == 1}
+        self.space = {k: v for k, v in space.items() if k not in self.fixed}
+        self.make_trials = make_trials
+        self.distributions = {n: distribution(axis) for n, axis in self.space.items()}
+        self.listed = finite_points(self.space)
         directions = ["maximize" if parse_objective(o)[1] == "max" else "minimize" for o in self.objectives]
-        self.study = optuna.create_study(directions=directions,
-                                         sampler=make_sampler(config, self.choices))
+        choices = {k: v for k, v in self.space.items() if not isinstance(v, GridRange)}
+        self.study = optuna.create_study(directions=directions, sampler=sampler or make_sampler(config, choices))
+        self.points: dict[str, list[Trial]] = {}  # point key -> the point's trials, for every point seen
         self.told: set[str] = set()  # points recorded and in the study
         self.results: dict[str, tuple[list[float] | None, dict[str, float]]] = {}
         self.pending: dict[str, Any] = {}  # points of the batch running: their asked Optuna trials
+        self.proposed_by: dict[str, str] = {}  # point key -> who chose the point this run: the sampler or fill-in
         self.rng = random.Random(config.seed)
+        if self.listed is not None:  # a point the sweep excludes is no point of the space
+            self.listed = [p for p in self.listed if self._trials(p)[0] is not None]
         self.rebuild(latest)
 
-    def _index_params(self, trial: Trial) -> dict[str, int]:
-        keys = {n: [canonical_json(v) for v in vs] for n, vs in self.choices.items()}
-        return {n: keys[n].index(canonical_json(trial.axes.get(n))) for n in self.names}
+    @property
+    def target(self) -> int:
+        """Points to record: n_trials, or every point of a smaller listed space."""
+        return min(self.config.n_trials, len(self.listed)) if self.listed is not None else self.config.n_trials
+
+    @property
+    def done(self) -> int:
+        """Points recorded (each counts once, whatever its repeats)."""
+        return len(self.told)
+
+    def recorded_trials(self) -> list[Trial]:
+        return [t for key in self.told for t in self.points[key]]
+
+    def key(self, trial: Trial) -> str:
+        """The point a trial belongs to."""
+        return canonical_json({n: trial.axes.get(n) for n in self.space})
+
+    def _params(self, point: dict[str, Any]) -> dict[str, Any] | None:
+        """Optuna's params of a point, or None when a value is outside the space (another sweep's record)."""
+        params = {}
+        for name, axis in self.space.items():
+            value = point.get(name)
+            if isinstance(axis, GridRange):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                        not axis.low <= value <= axis.high or (axis.is_int and value != int(value)):
+                    return None
+                params[name] = int(value) if axis.is_int else float(value)
+            else:
+                keys = [canonical_json(v) for v in axis]
+                if canonical_json(value) not in keys:
+                    return None
+                params[name] = keys.index(canonical_json(value))
+        return params
+
+    def _point(self, params: dict[str, Any]) -> dict[str, Any]:
+        point = dict(self.fixed)
+        for name, axis in self.space.items():
+            point[name] = params[name] if isinstance(axis, GridRange) else axis[params[name]]
+        return point
+
+    def _trials(self, point: dict[str, Any]) -> tuple[str | None, list[Trial]]:
+        """The point's key and trials (None and none when the sweep excludes it)."""
+        members = self.make_trials(point)
+        if not members:
+            return None, []
+        key = self.key(members[0])
+        self.points.setdefault(key, members)
+        return key, members
 
     def _result(self, records: list[dict[str, Any]]) -> tuple[list[float] | None, dict[str, float]]:
         return objective_values(records, self.objectives), constraint_values(records, self.config.constraints)
 
     def rebuild(self, latest: dict[str, dict[str, Any]]) -> None:
-        """Add every grid point recorded (all its repeats) and not yet in the study, from its records."""
+        """Add every point recorded (all its repeats) and not yet in the study, from its records: a record
+        counts when its axes name a point of this space whose trials have exactly the recorded ids."""
         from optuna.trial import TrialState, create_trial
 
-        for key, members in self.points.items():
-            if key in self.told or not all(t.id in latest for t in members):
+        for record in latest.values():
+            axes = record.get("axes")
+            params = self._params({**self.fixed, **axes}) if isinstance(axes, dict) else None
+            if params is None:
+                continue
+            key, members = self._trials(self._point(params))
+            if key is None or key in self.told or record.get("id") not in {t.id for t in members} or \
+                    not all(t.id in latest for t in members):
                 continue
             values, constraints = self.results[key] = self._result([latest[t.id] for t in members])
-            params = self._index_params(members[0])
             if values is None:
                 frozen = create_trial(state=TrialState.FAIL, params=params, distributions=self.distributions)
             else:
@@ -132,11 +212,6 @@ class Search:
                                       constraints=constraints or None)
             self.study.add_trial(frozen)
             self.told.add(key)
-
-    @property
-    def done(self) -> int:
-        """Grid points recorded (each counts once, whatever its repeats)."""
-        return len(self.told)
 
     def _tell(self, asked: Any, values: list[float] | None, constraints: dict[str, float]) -> None:
         from optuna.trial import TrialState
@@ -149,28 +224,33 @@ class Search:
         self.study.tell(asked, values)
 
     def next_batch(self, size: int) -> list[Trial]:
-        """Up to ``size`` grid points not recorded yet, as Optuna proposes them (their trials, repeats included).
+        """Up to ``size`` points not recorded yet, as Optuna proposes them (their trials, repeats included).
 
-        A proposal already recorded is told its recorded values without running; a combination the grid
-        excludes, or one already in this batch, is told failed.
+        A proposal already recorded is told its recorded values without running; one the sweep excludes,
+        or one already in this batch, is told failed. A sampler that keeps proposing recorded points of a
+        listed space gets unrecorded ones at random (``proposed_by`` says "fill-in").
         """
-        wanted = min(size, self.config.n_trials - self.done, len(self.points) - self.done)
+        wanted = min(size, self.target - self.done)
         asks = 0
         while len(self.pending) < wanted and asks < ASKS_PER_TRIAL * max(1, wanted):
             asks += 1
             asked = self.study.ask(self.distributions)
-            key = point_key({n: self.choices[n][asked.params[n]] for n in self.names}, self.names)
+            key, _ = self._trials(self._point(asked.params))
             if key in self.told:
                 self._tell(asked, *self.results[key])
-            elif key in self.points and key not in self.pending:
+            elif key is not None and key not in self.pending:
                 self.pending[key] = asked
+                self.proposed_by[key] = self.config.sampler
             else:
                 self._tell(asked, None, {})
-        if len(self.pending) < wanted:  # the sampler keeps proposing recorded points: some unrecorded ones
-            left = [k for k in self.points if k not in self.told and k not in self.pending]
-            for key in self.rng.sample(left, min(len(left), wanted - len(self.pending))):
-                self.study.enqueue_trial(self._index_params(self.points[key][0]))
+        if len(self.pending) < wanted and self.listed is not None:
+            left = [(p, key) for p in self.listed if (key := self._trials(p)[0]) is not None
+                    and key not in self.told and key not in self.pending]
+            for point, key in self.rng.sample(left, min(len(left), wanted - len(self.pending))):
+                params = self._params(point)
+                self.study.enqueue_trial(params)
                 self.pending[key] = self.study.ask(self.distributions)
+                self.proposed_by[key] = "fill-in"
         return [t for key in self.pending for t in self.points[key]]
 
     def finish_batch(self, latest: dict[str, dict[str, Any]]) -> None:
@@ -186,16 +266,14 @@ class Search:
         self.pending = {}
 
 
-def run_search(config: SearchConfig, objectives: Sequence[str], trials: Sequence[Trial],
-               latest: Callable[[], dict[str, dict[str, Any]]], run_batch: Callable[[list[Trial]], bool],
-               parallel: int) -> Search:
-    """Ask, run a batch of ``parallel`` points, rebuild from the records, until n_trials points are recorded.
+def run_search(search: Search, latest: Callable[[], dict[str, dict[str, Any]]],
+               run_batch: Callable[[list[Trial]], bool], parallel: int) -> Search:
+    """Ask, run a batch of ``parallel`` points, rebuild from the records, until the target is recorded.
 
     ``run_batch`` runs the trials through the sweep's executor (records land in trials.jsonl) and returns
     False when the sweep must stop (Ctrl-C, --fail-fast, a full disk).
     """
-    search = Search(config, objectives, trials, latest())
-    while search.done < min(config.n_trials, len(search.points)):
+    while search.done < search.target:
         batch = search.next_batch(max(1, parallel))
         if not batch:
             break

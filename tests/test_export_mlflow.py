@@ -17,6 +17,7 @@ from costbench.export.mlflow import INSTALL_HINT, metric_name, trial_metrics, tr
 from tests import rundirs
 
 runner = CliRunner()
+NO_MLFLOW = 'the [mlflow] extra is not installed: pip install "costbench[mlflow]"; CI installs it'
 
 
 def test_metric_names_mlflow_rejects_are_rewritten_and_n_a_is_left_out():
@@ -65,7 +66,7 @@ def _children(client, experiment_name):
 
 @pytest.mark.slow
 def test_export_makes_one_run_per_trial_with_metrics_ranks_and_report_files_and_is_idempotent(tmp_path):
-    from mlflow import MlflowClient
+    MlflowClient = pytest.importorskip("mlflow", reason=NO_MLFLOW).MlflowClient
 
     run = rundirs.write(tmp_path / "run", _records())
     assert runner.invoke(app, ["report", str(run), "--format", "none"]).exit_code == 0  # report files to attach
@@ -125,7 +126,7 @@ def test_export_makes_one_run_per_trial_with_metrics_ranks_and_report_files_and_
 
 @pytest.mark.slow
 def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path, monkeypatch):
-    from mlflow import MlflowClient
+    MlflowClient = pytest.importorskip("mlflow", reason=NO_MLFLOW).MlflowClient
 
     monkeypatch.chdir(tmp_path)  # MLflow's own artifact root for a store it creates: ./mlruns
     run = rundirs.write(tmp_path / "run", _records()[:2])
@@ -140,7 +141,7 @@ def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_sweep_track_mlflow_logs_every_record_once_with_ranks(tmp_path, monkeypatch):
-    from mlflow import MlflowClient
+    MlflowClient = pytest.importorskip("mlflow", reason=NO_MLFLOW).MlflowClient
 
     from costbench.engine import TRIAL_FN_ENV
     from costbench.store import read_records

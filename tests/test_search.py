@@ -16,19 +16,26 @@ from typer.testing import CliRunner
 from costbench.cli import app
 from costbench.engine import TRIAL_FN_ENV
 from costbench.search import Search, constraint_values, objective_values
-from costbench.spec import load_sweep
+from costbench.spec import load_sweep, trial_id
 from costbench.spec.schema import SearchConfig
 from costbench.store import read_records
 from tests.fake_trials import write_sweep
 
-pytest.importorskip("optuna")
+pytest.importorskip("optuna", reason='the [search] extra is not installed: pip install "costbench[search]"; CI '
+                                   'installs it')
 runner = CliRunner()
 SEEDS = list(range(12))  # fake trials: auc 0.5 + seed/1000, p99_ms seed % 7
 
 
-def search_sweep(tmp_path, **search):
-    return write_sweep(tmp_path, SEEDS, objectives=["auc:max", "p99_ms:min"],
+def search_sweep(tmp_path, ranges=None, **search):
+    """Fake trials, one per seed; ``ranges``: grid axes sampled from {low, high, ...} beside the seed."""
+    return write_sweep(tmp_path, SEEDS, objectives=["auc:max", "p99_ms:min"], **({"grid": {"seed": SEEDS, **ranges}}
+                                                                                  if ranges else {}),
                        search={"sampler": "tpe", "n_trials": 4, "seed": 1, **search})
+
+
+RANGES = {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}, "train.batch_size": {"low": 256, "high": 2048,
+                                                                                     "step": 256}}
 
 
 def ids(run_dir):
@@ -54,15 +61,47 @@ def test_a_bad_constraint_is_one_line_and_exit_2(tmp_path):
 
 def test_the_study_is_rebuilt_from_records_without_running_anything(tmp_path):
     sweep = load_sweep(search_sweep(tmp_path))
-    latest = {t.id: {"id": t.id, "status": "ok", "metrics": {"auc": 0.5 + t.config["seed"] / 1000,
-                                                               "p99_ms": float(t.config["seed"] % 7)}}
+    latest = {t.id: {"id": t.id, "group": t.group, "axes": t.axes, "status": "ok",
+                     "metrics": {"auc": 0.5 + t.config["seed"] / 1000, "p99_ms": float(t.config["seed"] % 7)}}
               for t in sweep.trials[:5]}
-    search = Search(SearchConfig(n_trials=8, constraints=["p99_ms <= 3"]), sweep.spec.objectives, sweep.trials, latest)
+    search = Search(SearchConfig(n_trials=8, constraints=["p99_ms <= 3"]), sweep.spec.objectives, sweep.space,
+                    sweep.trials_at, latest)
     assert search.done == 5 and len(search.study.trials) == 5
     best = {t.params["seed"] for t in search.study.best_trials}
     assert best == {0, 1, 2, 3}, "seed 4 (auc .504, p99 4) would be on the front but breaks p99 <= 3"
     batch = search.next_batch(2)
     assert len(batch) == 2 and not {t.id for t in batch} & set(latest), "never a recorded point again"
+
+
+def test_validate_lists_a_range_searchs_corners_and_a_plain_grid_refuses_a_range(tmp_path):
+    sweep_file = search_sweep(tmp_path, RANGES)
+    result = runner.invoke(app, ["validate", str(sweep_file)])
+    assert result.exit_code == 0 and "the 48 trial(s) listed are its corners" in result.output.replace("\n", " ")
+    result = runner.invoke(app, ["validate", str(sweep_file), "--set", "search=null"])
+    assert result.exit_code == 2 and "only a search samples" in result.output
+
+
+def test_ranges_are_optunas_int_and_float_distributions_and_rebuild_from_records(tmp_path):
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    sweep = load_sweep(search_sweep(tmp_path, RANGES))
+    assert len(sweep.trials) == len(SEEDS) * 4, "listed up front: the corners (each range at low and at high)"
+    search = Search(SearchConfig(n_trials=6), sweep.spec.objectives, sweep.space, sweep.trials_at, {})
+    assert search.distributions["train.lr"] == FloatDistribution(1e-4, 1e-2, log=True)
+    assert search.distributions["train.batch_size"] == IntDistribution(256, 2048, step=256)
+    batch = search.next_batch(4)
+    assert len(batch) == 4 and search.listed is None
+    for trial in batch:
+        assert 1e-4 <= trial.config["train"]["lr"] <= 1e-2 and trial.config["train"]["batch_size"] % 256 == 0
+        assert trial.id == trial_id(trial.config, trial.data_id), "the id is the hash of the resolved config"
+        assert search.proposed_by[search.key(trial)] == "tpe"
+    latest = {t.id: {"id": t.id, "group": t.group, "axes": t.axes, "status": "ok",
+                     "metrics": {"auc": 0.5 + t.config["train"]["lr"], "p99_ms": t.config["train"]["batch_size"] / 256}}
+              for t in batch}
+    search.finish_batch(latest)
+    again = Search(SearchConfig(n_trials=6), sweep.spec.objectives, sweep.space, sweep.trials_at, latest)
+    assert again.done == 4 and len(again.study.trials) == 4, "every recorded point, rebuilt from its record"
+    assert not {t.id for t in again.next_batch(2)} & set(latest)
 
 
 @pytest.mark.slow
@@ -88,7 +127,7 @@ def test_a_search_runs_n_trials_points_and_a_resume_adds_only_new_ones(tmp_path,
 
 @pytest.mark.slow
 def test_kill_9_mid_search_then_resume_loses_nothing_and_duplicates_nothing(tmp_path):
-    sweep_file, out = search_sweep(tmp_path, n_trials=5), tmp_path / "run"
+    sweep_file, out = search_sweep(tmp_path, RANGES, n_trials=5), tmp_path / "run"  # a seed list and two ranges
     command = [sys.executable, "-m", "costbench", "sweep", str(sweep_file), "--out", str(out), "--workers", "1"]
     env = {**os.environ, TRIAL_FN_ENV: "tests.fake_trials:by_seed"}
     driver = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -107,4 +146,6 @@ def test_kill_9_mid_search_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     assert done.returncode == 0, done.stderr
     after = ids(out)
     assert after[:len(killed_at)] == killed_at and len(after) == 5 == len(set(after))
-    assert Counter(json.loads(line)["status"] for line in (out / "trials.jsonl").read_text().splitlines()) == {"ok": 5}
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert Counter(r["status"] for r in records) == {"ok": 5} and {r["proposed_by"] for r in records} == {"tpe"}
+    assert all(1e-4 <= r["config"]["train"]["lr"] <= 1e-2 for r in records)

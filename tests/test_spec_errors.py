@@ -36,6 +36,8 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
+SEARCH = "search: {n_trials: 4}\n"
+
 CASES = [
     # (id, yaml text, expected fragments of the one error line)
     ("empty", "", ["sweep.yaml", "empty"]),
@@ -45,7 +47,32 @@ CASES = [
     ("unknown-key", "name: t\nmodel: {famly: mlp}\n",
      ["sweep.yaml:2:", "model.famly", "unknown key 'famly'", "did you mean 'family'"]),
     ("wrong-type", "name: t\ntrain: {epochs: many}\n", ["train.epochs", "valid integer", "many"]),
-    ("axis-not-list", "name: t\ngrid: {precision: fp32}\n", ["grid.precision", "valid list"]),
+    ("axis-not-list", "name: t\ngrid: {precision: fp32}\n", ["grid.precision", "give a list of values", "range"]),
+    # ranges: {low, high, log, step}, sampled by a search only
+    ("range-without-search", "name: t\ngrid: {train.lr: {low: 0.001, high: 0.1}}\n",
+     ["sweep.yaml:2:", "grid.train.lr", "only a search samples", "add a search section", "list of values"]),
+    ("range-grid-sampler", f"name: t\ngrid: {{train.lr: {{low: 0.001, high: 0.1}}}}\n{SEARCH[:-2]}, sampler: grid}}\n",
+     ["grid.train.lr", "grid sampler runs listed values only"]),
+    ("range-low-above-high", f"name: t\ngrid: {{train.lr: {{low: 0.1, high: 0.001}}}}\n{SEARCH}",
+     ["grid.train.lr", "low (0.1) must be below high (0.001)"]),
+    ("range-log-needs-positive", f"name: t\ngrid: {{train.weight_decay: {{low: 0, high: 0.1, log: true}}}}\n{SEARCH}",
+     ["grid.train.weight_decay", "log range needs low > 0"]),
+    ("range-step-zero", f"name: t\ngrid: {{train.batch_size: {{low: 256, high: 1024, step: 0}}}}\n{SEARCH}",
+     ["grid.train.batch_size", "step must be > 0"]),
+    ("range-step-misses-high", f"name: t\ngrid: {{train.batch_size: {{low: 256, high: 1000, step: 256}}}}\n{SEARCH}",
+     ["grid.train.batch_size", "not a multiple of step (256)"]),
+    ("range-log-and-step",
+     f"name: t\ngrid: {{train.batch_size: {{low: 256, high: 1024, step: 256, log: true}}}}\n{SEARCH}",
+     ["log and step do not combine"]),
+    ("range-float-on-int", f"name: t\ngrid: {{train.batch_size: {{low: 256.0, high: 1024.5}}}}\n{SEARCH}",
+     ["grid.train.batch_size", "is an integer setting", "as integers"]),
+    ("range-unknown-key", f"name: t\ngrid: {{train.lr: {{low: 0.001, hgh: 0.1}}}}\n{SEARCH}",
+     ["grid.train.lr", "unknown key 'hgh'", "did you mean 'high'"]),
+    ("range-missing-high", f"name: t\ngrid: {{train.lr: {{low: 0.001}}}}\n{SEARCH}", ["needs low and high"]),
+    ("range-not-a-number", f"name: t\ngrid: {{train.lr: {{low: small, high: 0.1}}}}\n{SEARCH}",
+     ["range low must be a number", "small"]),
+    ("range-out-of-bounds", f"name: t\ngrid: {{train.lr: {{low: -1, high: 0.1}}}}\n{SEARCH}",
+     ["grid.train.lr.low", "greater than 0"]),
     ("empty-axis", "name: t\ngrid: {precision: []}\n", ["grid.precision", "empty"]),
     ("axis-names-nothing", "name: t\ngrid: {model.sise: [s]}\n",
      ["model.sise", "names nothing", "did you mean 'size'"]),

@@ -23,6 +23,6 @@ def compress_label(value: Any) -> Any:
     return ", ".join(parts) or "none"
 
 
-def axis_text(axis: str, value: Any) -> Any:
+def axis_label(axis: str, value: Any) -> Any:
     """A grid value as shown: a ``compress`` section or part as its label, anything else unchanged."""
     return compress_label(value) if axis.startswith("compress") else value

@@ -4,10 +4,11 @@ Each library gets the same float32 feature matrix (``trees_features``) with its 
 marked for the library's native handling, the size preset with ``model.params`` on top
 (``tree_presets``), the trial's threads and seed, sample weights for ``class_weight: balanced``, and early
 stopping on the validation split's AUC (``model.params.early_stopping_rounds``, default 50;
-``train.patience`` counts network epochs; the forest has no rounds to stop). Serving is the library's
-own in-process predict on inputs staged beforehand, returning raw
-margins as float32. Only fp32 exists for these libraries: any other precision is skipped, never
-substituted.
+``train.patience`` counts network epochs; the forest has no rounds to stop). Serving (``serve.runtime``):
+``eager`` is the library's own in-process predict on inputs staged beforehand, returning raw margins as
+float32; ``onnxruntime`` is the model converted to ONNX by the library's maintained converter
+(``onnx_graph``) and served by ONNX Runtime (``trees_onnx``); ``compile`` (torch.compile) does not apply.
+Only fp32 exists for these libraries: any other precision is skipped, never substituted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from costbench.data import PreparedData, Split
 from costbench.errors import TrialSkipped
+from costbench.families import trees_onnx
 from costbench.families.base import Family, FitSummary, Fitted, ModelSize, Progress, Served
 from costbench.families.trees_features import FeatureLayout, feature_layout, feature_matrix
 from costbench.metrics import roc_auc
@@ -75,11 +77,13 @@ class TreeFamily(Family):
             raise TrialSkipped(f"model family {self.name} needs the {self.package} package: {INSTALL_HINT}")
         if cfg.precision != "fp32":
             raise TrialSkipped(f"{self.name} trains and predicts in fp32 only: it has no {cfg.precision} path")
-        if cfg.serve.runtime != "eager":
-            raise TrialSkipped(f"serve.runtime {cfg.serve.runtime} serves PyTorch models; {self.name} serves "
-                               "through its own in-process predict (serve.runtime: eager)")
+        if cfg.serve.runtime == "compile":
+            raise TrialSkipped(f"serve.runtime compile is torch.compile, for PyTorch models; {self.name} serves "
+                               "through its own in-process predict (serve.runtime: eager) or onnxruntime")
         if device.type == "cuda" and not GPU_TRAINING.get(self.name):
             raise TrialSkipped(f"device {device}: {NO_GPU_REASON[self.name]}")
+        if cfg.serve.runtime == "onnxruntime" and (reason := trees_onnx.skip_reason(self.name, device)):
+            raise TrialSkipped(reason)
         if cfg.compress.distill is not None:
             raise TrialSkipped(f"compress.distill trains a network student on a teacher's soft targets; {self.name} "
                                "is not implemented as a student (a tree family can be the teacher)")
@@ -114,6 +118,11 @@ class TreeFamily(Family):
 
     def prepare(self, fitted: Fitted, data: PreparedData, cfg: TrialConfig, device: torch.device) -> Served:
         layout, threads, model = feature_layout(data.schema), torch.get_num_threads(), fitted.model
+        if cfg.serve.runtime == "onnxruntime":
+            def native(split: Split) -> np.ndarray:
+                return self.margins(model, self.to_input(feature_matrix(split), layout), threads)
+
+            return trees_onnx.serve_onnx(self.name, self.onnx_graph, native, fitted, data, device)
 
         def stage(split: Split, rows: Any) -> tuple[Any, ...]:
             return (self.to_input(feature_matrix(split, rows), layout),)
@@ -157,6 +166,11 @@ class TreeFamily(Family):
         """In-memory bytes of the model, where the library exposes an honest figure (else None = n/a)."""
         return None
 
+    @abstractmethod
+    def onnx_graph(self, model: Any, n_features: int) -> bytes:
+        """The model as a serialized ONNX graph (input ``features``: float32 [batch, n_features]) written by
+        the library's maintained converter; the converter's own exception when it cannot convert it."""
+
 
 class LightGBMFamily(TreeFamily):
     model_format = "LightGBM text model"
@@ -188,6 +202,11 @@ class LightGBMFamily(TreeFamily):
 
     def serialized_bytes(self, model):
         return len(model.model_to_string().encode())
+
+    def onnx_graph(self, model, n_features):
+        from onnxmltools.convert import convert_lightgbm
+
+        return convert_lightgbm(model, initial_types=_float_input(n_features), zipmap=False).SerializeToString()
 
 
 class XGBoostFamily(TreeFamily):
@@ -223,6 +242,11 @@ class XGBoostFamily(TreeFamily):
     def serialized_bytes(self, model):
         return len(model.save_raw(raw_format="ubj"))
 
+    def onnx_graph(self, model, n_features):
+        from onnxmltools.convert import convert_xgboost
+
+        return convert_xgboost(model, initial_types=_float_input(n_features)).SerializeToString()
+
 
 class CatBoostFamily(TreeFamily):
     rounds_key = "iterations"
@@ -236,7 +260,9 @@ class CatBoostFamily(TreeFamily):
         frame = pd.DataFrame(matrix, columns=layout.names)
         for i in layout.categorical:
             frame[layout.names[i]] = matrix[:, i].astype(np.int64)
-        return catboost.Pool(frame, label=label, weight=weight, cat_features=layout.categorical)
+        # integer class labels: a model trained on float labels cannot be exported to ONNX by CatBoost
+        labels = None if label is None else np.asarray(label).astype(np.int64)
+        return catboost.Pool(frame, label=labels, weight=weight, cat_features=layout.categorical)
 
     def train(self, hparams, layout, train, val, *, threads, seed, device, patience, budget):
         import catboost
@@ -268,6 +294,12 @@ class CatBoostFamily(TreeFamily):
             path = Path(tmp) / "model.cbm"
             model.save_model(str(path), format="cbm")
             return path.stat().st_size
+
+    def onnx_graph(self, model, n_features):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            model.save_model(str(path), format="onnx")
+            return path.read_bytes()
 
 
 class RandomForestFamily(TreeFamily):
@@ -301,6 +333,20 @@ class RandomForestFamily(TreeFamily):
             state = tree.tree_.__getstate__()
             total += state["nodes"].nbytes + state["values"].nbytes
         return total
+
+    def onnx_graph(self, model, n_features):
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+
+        inputs = [(trees_onnx.INPUT_NAME, FloatTensorType([None, n_features]))]
+        return convert_sklearn(model, initial_types=inputs, options={id(model): {"zipmap": False}}).SerializeToString()
+
+
+def _float_input(n_features: int) -> list[tuple[str, Any]]:
+    """onnxmltools' input declaration: float32 [batch, n_features] named ``features``."""
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    return [(trees_onnx.INPUT_NAME, FloatTensorType([None, n_features]))]
 
 
 FAMILIES: dict[str, Callable[[str], TreeFamily]] = {

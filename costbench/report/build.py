@@ -31,6 +31,7 @@ from costbench.report.rundir import (
     read_run_info,
     record_env_key,
 )
+from costbench.report.search_view import SearchCurve, search_curve
 from costbench.spec import canonical_json, parse_objective
 from costbench.store import SWEEP_FILE, TRIALS_FILE, latest_records, read_records
 
@@ -60,6 +61,7 @@ class Report:
     plots: list[Plot] = field(default_factory=list)
     suffix: str = ""  # "" for the main files, "-where-<slug>" for a filtered report
     tie_tolerance: float = DEFAULT_TIE_TOLERANCE
+    search: SearchCurve | None = None  # a search run: its hypervolume point after point
 
     @property
     def front(self) -> list[Row]:
@@ -161,6 +163,8 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
                     description=info.description, earlier=[] if all_records else earlier,
                     environments=environments, suffix=where_suffix(where), tie_tolerance=tie_tolerance)
     report.plots, plot_notes = plan_plots(shown, goals, report.suffix)
+    if info.search is not None and not conditions:  # --where leaves out points the search ran
+        report.search = search_curve(records, [r for r in shown if r.rank > 0], goals, info.search)
     report.summary = _summary(report, info, len(earlier) if all_records else 0, filtered, missing_objective,
                               min_quality) + memory_notes + plot_notes + cost_view_notes(shown)
     if rate is not None and slo_ms is not None:

@@ -7,13 +7,13 @@ e× dearer." Shown on top of the HTML page, in report.md and under the terminal 
 from __future__ import annotations
 
 from costbench.report.build import Report
-from costbench.report.names import display
+from costbench.report.names import axis_text, display
 from costbench.report.rows import Row
 
 
 def describe(row: Row) -> str:
     """'3f2a9c01b7de (dcn xs int8 512)': the id and its grid values."""
-    values = " ".join(str(v) for v in row.axes.values())
+    values = " ".join(axis_text(v) for v in row.axes.values())
     return f"{row.id} ({values})" if values else row.id
 
 

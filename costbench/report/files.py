@@ -14,10 +14,11 @@ import pandas as pd
 from costbench.report.build import Report
 from costbench.report.decision import decision
 from costbench.report.machine import machine_lines
-from costbench.report.names import header
+from costbench.report.names import axis_text, header
 from costbench.report.planner import PLAN_RULE
 from costbench.report.plots import write_plots
 from costbench.report.rows import flatten
+from costbench.report.search_view import HYPERVOLUME_CSV, HYPERVOLUME_PNG, PLOT_TITLE, curve_lines, write_curve
 from costbench.report.svg import scatter_svg
 from costbench.report.table import (
     FREE_TEXT,
@@ -45,6 +46,9 @@ def write_files(report: Report) -> dict[str, Path]:
     """Write every file (plots first: the Markdown and HTML show them); returns {file name: path}."""
     out = report.run_dir
     plots = write_plots(report.rows, report.axes, report.plots, out, report.suffix)
+    if report.search is not None:
+        plots.update(write_curve(report.search, out))
+        plots.update({HYPERVOLUME_CSV: out / HYPERVOLUME_CSV})
     names = output_names(report.suffix)
     paths = {names[k]: out / names[k] for k in names}
     # each file whole or not at all (temp file + rename): a full disk leaves the previous report
@@ -67,7 +71,8 @@ def records_frame(report: Report) -> pd.DataFrame:
     for record in report.records:
         row = by_group.get(record.get("group"))
         line = {k: record.get(k) for k in ("id", "group", "repeat", "status", "reason", "started_at",
-                                           "finished_at", "host", "concurrent_trials", "env_id", "data_id")}
+                                           "finished_at", "host", "concurrent_trials", "env_id", "data_id",
+                                           "proposed_by")}
         line.update({"rank": row.rank if row else None, "flags": ", ".join(row.flags) if row else None})
         for section in ("axes", "config", "metrics"):
             line.update({f"{section}.{k}": _cell(v) for k, v in flatten(record.get(section) or {}).items()})
@@ -83,6 +88,8 @@ def rows_frame(report: Report, front_only: bool = False) -> pd.DataFrame:
     for row in rows:
         line: dict[str, Any] = {"rank": row.rank, "tie": row.tie, "pick": row.pick, "id": row.id,
                                 "group": row.group, "n": row.n, "env_id": row.env_id, "data_id": row.data_id}
+        if report.search is not None:
+            line["proposed_by"] = row.proposed_by
         if report.by:
             line[f"by.{report.by}"] = row.by
         line.update({a: _cell(row.axes.get(a)) for a in report.axes})
@@ -149,6 +156,9 @@ def markdown(report: Report) -> str:
                   markdown_table(earlier_table(report))]
     if report.plans is not None:
         parts += ["", f"## {report.plan_title}", "", _plan_summary(report), "", markdown_table(plan_table(report))]
+    if report.search is not None:
+        parts += ["", "## The search", "", *(f"- {s}" for s in curve_lines(report.search)),
+                  "", f"![{PLOT_TITLE}]({HYPERVOLUME_PNG})", "", f"Every value: {HYPERVOLUME_CSV}."]
     if report.plots:
         parts += ["", "## Plots", ""]
         parts += [f"![{plot.title}]({plot.filename})\n" for plot in report.plots]
@@ -158,7 +168,7 @@ def markdown(report: Report) -> str:
 
 def _record_cells(report: Report, record: dict[str, Any]) -> list[str]:
     axes = record.get("axes") or {}
-    return [str(record.get("id")), *(str(axes.get(a, "")) for a in report.axes)]
+    return [str(record.get("id")), *(axis_text(axes.get(a, "")) for a in report.axes)]
 
 
 def not_ok_table(report: Report) -> TableData:
@@ -253,7 +263,12 @@ def html_page(report: Report, plots: dict[str, Path]) -> str:
     scatter_cost = next((o.metric for o in report.objectives if o.metric.startswith("p99_ms")), "p99_ms")
     if svg := scatter_svg(report.rows, scatter_cost):
         parts += [f"<h2>AUC against {esc(header(scatter_cost))} (hover a point for its configuration)</h2>", svg]
+    if report.search is not None:
+        parts += ["<h2>The search</h2><ul>",
+                  *(f"<li>{esc(s)}</li>" for s in curve_lines(report.search)), "</ul>"]
     for title, path in plots.items():
+        if path.suffix != ".png":
+            continue
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='data:image/png;base64,{data}'>")
     parts += ["<h2>Machine</h2><ul>", *(f"<li>{esc(line)}</li>" for line in machine_lines(report)), "</ul>"]

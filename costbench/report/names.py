@@ -5,6 +5,8 @@ Shared by tables, plots and the decision card, so a figure is called the same ev
 
 from __future__ import annotations
 
+from typing import Any
+
 from costbench.record import metric_unit
 
 # metric -> (header, short header for a terminal, shown unit, factor from the recorded unit)
@@ -51,3 +53,7 @@ def short_header(metric: str) -> str:
     name, short, unit, _ = display(metric)
     return short if short != name or not unit or unit in short else f"{short} {unit}"
 
+
+def axis_text(value: Any) -> str:
+    """An axis value as a cell shows it: a float a search sampled to 4 significant digits, the rest as is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

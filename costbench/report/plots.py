@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from costbench.hypervolume import LOG_SPAN
 from costbench.pareto import Objective, nondominated_ranks
 from costbench.report.names import header
 from costbench.report.rows import Row
@@ -29,7 +30,6 @@ SIZE_ORDER = ["xs", "s", "m", "l", "xl"]
 PRECISION_COLOURS = {"fp32": "tab:blue", "fp16": "tab:orange", "bf16": "tab:green", "int8": "tab:red"}
 PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
 MAX_PANELS = 9
-LOG_SPAN = 10.0  # a cost whose max / min exceeds this is drawn on a log axis
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from costbench.compress.label import axis_text
+from costbench.compress.label import axis_label
 from costbench.record import NOISY_DRIFT
 from costbench.spec import canonical_json
 
@@ -49,6 +49,7 @@ class Row:
     details: dict[str, Any]
     env_id: str | None = None  # the environment file the trial ran in (records of schema >= 2)
     data_id: str | None = None  # the fingerprint of the data it trained on (records of schema >= 2)
+    proposed_by: str | None = None  # a search's point: who chose it (the sampler or "fill-in")
     flags: list[str] = field(default_factory=list)
     by: Any = None
     rank: int = 0  # 0 = not ranked (a missing objective)
@@ -106,11 +107,11 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
             values = [float(v) for r in members if _is_number(v := (r.get("metrics") or {}).get(name))]
             means[name] = sum(values) / len(values) if values else None
             stds[name] = _sample_std(values)
-        axes = {k: axis_text(k, v) for k, v in (first.get("axes") or {}).items()}
+        axes = {k: axis_label(k, v) for k, v in (first.get("axes") or {}).items()}
         rows.append(Row(id=first["id"], group=group, n=len(members), axes=axes,
                         config=first.get("config") or {}, metrics=means, std=stds,
                         details=first.get("details") or {}, env_id=_text(first.get("env_id")),
-                        data_id=_text(first.get("data_id"))))
+                        data_id=_text(first.get("data_id")), proposed_by=_text(first.get("proposed_by"))))
     return rows
 
 

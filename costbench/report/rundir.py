@@ -35,6 +35,7 @@ class RunInfo:
     axes: list[str] = field(default_factory=list)
     trial_ids: list[str] | None = None  # None: unknown (no run.json)
     repeats: int = 1
+    search: dict[str, Any] | None = None  # the sweep's search section: the run is a search
     costbench: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -79,6 +80,7 @@ def _from_run_json(path: Path) -> RunInfo:
         info.notes.append(f"{path} has schema {schema}, newer than this costbench reads ({RUN_SCHEMA}); "
                           "upgrade costbench to read it fully")
     info.axes = list(data["axes"]) if _strings(data.get("axes")) else []
+    info.search = data["search"] if isinstance(data.get("search"), dict) else None
     info.trial_ids = list(data["trial_ids"]) if _strings(data.get("trial_ids"), empty=True) else None
     if info.trial_ids is None:
         info.notes.append(f"{path} lists no trial_ids; missing trials unknown")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import math
 
-from costbench.report.names import header
+from costbench.report.names import axis_text, header
 from costbench.report.plots import LOG_SPAN
 from costbench.report.rows import Row
 
@@ -41,7 +41,7 @@ def scatter_svg(rows: list[Row], cost: str) -> str:
 
     dots = []
     for row, x, y in points:
-        config = ", ".join(f"{k}={v}" for k, v in row.axes.items())
+        config = ", ".join(f"{k}={axis_text(v)}" for k, v in row.axes.items())
         tip = html.escape(f"{row.id} {config}\nAUC {y:.4f}, {header(cost)} {x:.4g}, rank {row.rank or 'n/a'}"
                           + (f"\nflags: {', '.join(row.flags)}" if row.flags else ""))
         colour = COLOURS.get(str(row.config.get("precision")), "gray")

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from costbench.report.build import Report
 from costbench.report.compression import comparisons
-from costbench.report.names import AXIS_HEADERS, display, header, short_header
+from costbench.report.names import AXIS_HEADERS, axis_text, display, header, short_header
 from costbench.report.planner import Plan
 from costbench.report.ranking import interval_names
 from costbench.report.rows import Row
@@ -99,14 +99,15 @@ def trials_table(report: Report, rows: list[Row] | None = None, title: str | Non
     by = [report.by] if report.by and report.by not in report.axes else []
     formats = {m: column_format(m, [r.metrics.get(m) for r in report.rows]) for m in metrics}
     axis_headers = [AXIS_HEADERS.get(a, (a, a))[0] for a in report.axes]
+    proposed = ["proposed by"] if report.search is not None else []
     headers = ["rank", "id", *by, *axis_headers, *(["n"] if report.repeats else []),
-               *(header(m) for m in metrics), "flags"]
+               *(header(m) for m in metrics), *proposed, "flags"]
     cells = []
     for row in rows:
         values = [_value_cell(row, m, formats[m], intervals) for m in metrics]
         cells.append([rank_label(row), row.id, *([str(row.by)] if by else []),
-                      *(str(row.axes.get(a, "")) for a in report.axes), *([str(row.n)] if report.repeats else []),
-                      *values, ", ".join(row.flags)])
+                      *(axis_text(row.axes.get(a, "")) for a in report.axes), *([str(row.n)] if report.repeats else []),
+                      *values, *([row.proposed_by or "n/a"] if proposed else []), ", ".join(row.flags)])
     if title is None:
         title = f"{report.name}: {len(report.front)} of {len(report.rows)} trial(s) on the Pareto front"
     short = {header(m): short_header(m) for m in metrics}
@@ -125,7 +126,7 @@ def plan_table(report: Report) -> TableData:
     money = "{:,.2f}".format
     p99 = column_format("p99_ms", [p.p99_ms for p in plans])
     rate = column_format("throughput", [p.throughput for p in plans])
-    cells = [[p.row.id, *(str(p.row.axes.get(a, "")) for a in report.axes),
+    cells = [[p.row.id, *(axis_text(p.row.axes.get(a, "")) for a in report.axes),
               "n/a" if p.batch_size is None else str(p.batch_size), p99(p.p99_ms), rate(p.throughput),
               "n/a" if p.devices is None else str(p.devices),
               *("n/a" if v is None else money(v) for v in (p.device_hour_usd, p.serving_usd_month,

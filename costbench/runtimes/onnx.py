@@ -4,9 +4,8 @@
   exporter needs ``onnxscript``), inputs named ``numeric``, ``categorical``, ``items``, ``item_categories``
   and the batch axis dynamic, so one graph serves every batch size. Inputs a model does not read are
   dropped from the graph by the exporter; ``stage`` feeds only those the graph declares.
-- Session: the CPU execution provider, or CUDA's (with CPU for what it lacks) on a CUDA device;
-  ``intra_op_num_threads`` is the thread count of the resource plan (``torch.get_num_threads()``),
-  ``inter_op_num_threads`` 1 (the graphs are sequential), all graph optimisations on.
+- Session: ``ort_session.make_session``, shared with the tree families (CPU or CUDA provider, threads from
+  the resource plan).
 - int8: ``quantize.scheme: ort_dynamic`` is ONNX Runtime's own dynamic quantization
   (``onnxruntime.quantization.quantize_dynamic``, int8 weights, activations quantized per call), applied to
   the exported graph; torch's and torchao's schemes are never mixed in. bf16 and fp16 are skipped.
@@ -31,25 +30,18 @@ import numpy as np
 import torch
 
 from costbench.data import PreparedData, Split
-from costbench.errors import TrialSkipped
+from costbench.errors import TrialSkipped, first_line
 from costbench.families.base import Fitted, ModelSize, Served
 from costbench.precision import get_policy
 from costbench.runtimes import Runtime
+from costbench.runtimes.ort_session import INSTALL, make_session, missing_packages, session_info
 from costbench.spec import TrialConfig
 
 INPUT_NAMES = ("numeric", "categorical", "items", "item_categories")
 OUTPUT_NAME = "logit"
 OPSET = 17
-INSTALL = 'pip install "costbench[serve]"'
 QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "ConvInteger")
 FLOAT_MATMUL_OPS = ("MatMul", "Gemm")
-
-
-def missing_packages() -> list[str]:
-    """The packages this runtime needs that are not installed."""
-    import importlib.util
-
-    return [name for name in ("onnxruntime", "onnx") if importlib.util.find_spec(name) is None]
 
 
 class OnnxRuntime(Runtime):
@@ -97,11 +89,8 @@ class OnnxRuntime(Runtime):
         start = time.perf_counter()
         session = make_session(graph, device)
         session_seconds = time.perf_counter() - start
-        names = [i.name for i in session.get_inputs()]
-        options = session.get_session_options()
-        info.update(onnxruntime=_ort_version(), providers=session.get_providers(), inputs=names,
-                    session_seconds=session_seconds, intra_op_threads=options.intra_op_num_threads,
-                    inter_op_threads=options.inter_op_num_threads)
+        info.update(session_info(session), session_seconds=session_seconds)
+        names = info["inputs"]
         if device.type == "cuda":
             info["notes"].append("inputs are staged on the GPU (OrtValue); logits are copied back to the host")
         predict, stage = _cuda_predict(session, names, device) if device.type == "cuda" else _cpu_predict(session,
@@ -124,7 +113,7 @@ def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> by
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     except Exception as exc:
         raise TrialSkipped(f"serve.runtime onnxruntime: torch.onnx.export failed for {type(model).__name__}: "
-                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                           f"{type(exc).__name__}: {first_line(exc)}") from exc
     return buffer.getvalue()
 
 
@@ -160,23 +149,6 @@ def initializer_bytes(graph: bytes) -> int:
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load_from_string(graph).graph.initializer)
 
 
-def make_session(graph: bytes, device: torch.device) -> Any:
-    """An ONNX Runtime session for ``graph``, its threads taken from the resource plan."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: the provider-assignment notes are not the user's business
-    if device.type == "cuda":
-        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
-    else:
-        providers = ["CPUExecutionProvider"]
-    return ort.InferenceSession(graph, options, providers=providers)
-
-
 def _cpu_predict(session: Any, names: list[str]) -> tuple[Any, Any]:
     keep = [INPUT_NAMES.index(n) for n in names]
 
@@ -209,17 +181,6 @@ def _cuda_predict(session: Any, names: list[str], device: torch.device) -> tuple
         return binding.copy_outputs_to_cpu()[0]
 
     return predict, stage
-
-
-def _ort_version() -> str:
-    import onnxruntime as ort
-
-    return ort.__version__
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def runtime(name: str) -> OnnxRuntime:

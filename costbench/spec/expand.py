@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from costbench.data.fingerprint import data_fingerprint
 from costbench.errors import UserError, allowed_list, did_you_mean, echo
 from costbench.spec.bounded_yaml import RejectedYAML, load_yaml
-from costbench.spec.schema import SweepSpec, TrialConfig
+from costbench.spec.schema import GridRange, SweepSpec, TrialConfig
 from costbench.spec.source import Locator, validation_error
 
 MAX_TRIALS = 10_000  # each point is validated up front; a bigger sweep is a typo or a job for several sweeps
@@ -101,24 +101,63 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 # ----------------------------------------------------------------------------------------- grid
 
 
-def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None) -> list[Trial]:
-    """Every trial of the sweep, each grid point validated (and located) before any trial runs."""
+def check_space(spec: SweepSpec, path: Path, locator: Locator) -> dict[str, list[Any] | GridRange]:
+    """Each grid axis checked before any trial runs: its key, every listed value (kept as a trial sees it,
+    after validation), a range's two ends. A range outside a search is an error."""
     base = spec.trial_base()
-    for key, values in spec.grid.items():
-        _check_key(base, key, locator.where(path, f"grid.{key}"))
-        if not values:
-            raise UserError("grid axis is empty; give it at least one value or remove it",
-                            where=locator.where(path, f"grid.{key}"))
-        for i, value in enumerate(values):
-            _validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]")
-    keys = list(spec.grid)
-    size = math.prod(len(values) for values in spec.grid.values()) * spec.repeats
+    space: dict[str, list[Any] | GridRange] = {}
+    for key, axis in spec.grid.items():
+        where = locator.where(path, f"grid.{key}")
+        _check_key(base, key, where)
+        if isinstance(axis, GridRange):
+            _check_range(spec, key, axis, path, locator)
+            space[key] = axis
+            continue
+        if not axis:
+            raise UserError("grid axis is empty; give it at least one value or remove it", where=where)
+        space[key] = [_get(_validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]"), key)
+                      for i, value in enumerate(axis)]
+    if spec.include and spec.search is not None and any(isinstance(a, GridRange) for a in space.values()):
+        raise UserError("include adds points outside the grid's axes, which a search over ranges cannot propose; "
+                        "move its values into the grid", where=locator.where(path, "include"))
+    return space
+
+
+def _check_range(spec: SweepSpec, key: str, axis: GridRange, path: Path, locator: Locator) -> None:
+    where = locator.where(path, f"grid.{key}")
+    if spec.search is None:
+        raise UserError(f"is a range {axis.describe()}, which only a search samples; add a search section "
+                        "(e.g. search: {n_trials: 20}) or give a list of values", where=where)
+    if spec.search.sampler == "grid":
+        raise UserError(f"is a range {axis.describe()}, but the grid sampler runs listed values only; give a "
+                        "list of values or use sampler tpe, nsga2 or random", where=where)
+    base = spec.trial_base()
+    for end in ("low", "high"):
+        config = _validate_point(_assign(base, {key: getattr(axis, end)}), path, locator, f"grid.{key}.{end}")
+        resolved = _get(config, key)
+        if not axis.is_int and isinstance(resolved, int) and not isinstance(resolved, bool):
+            raise UserError(f"'{echo(key)}' is an integer setting: give the range's low, high (and step) as "
+                            "integers", where=where)
+
+
+def corners(space: dict[str, list[Any] | GridRange]) -> dict[str, list[Any]]:
+    """Each axis's values, a range's as its two ends: the points a search sweep checks and lists up front."""
+    return {k: [v.low, v.high] if isinstance(v, GridRange) else v for k, v in space.items()}
+
+
+def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None,
+           space: dict[str, list[Any] | GridRange], data_ids: dict[str, str]) -> list[Trial]:
+    """Every trial of the sweep (a search over ranges: of its corners), each point validated (and located)."""
+    base = spec.trial_base()
+    grid = corners(space)
+    keys = list(grid)
+    size = math.prod(len(values) for values in grid.values()) * spec.repeats
     if size > MAX_TRIALS:
         what = "the grid expands" if spec.repeats == 1 else f"the grid times repeats ({spec.repeats:,}) comes"
         raise UserError(f"{what} to {size:,} trials, more than the {MAX_TRIALS:,} one sweep may hold; drop axes, "
                         "values or repeats, or split it into several sweeps",
                         where=locator.where(path, "grid" if spec.grid else "repeats"))
-    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.grid.values())]
+    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
     for i, rule in enumerate(spec.exclude):
         where = locator.where(path, f"exclude[{i}]")
         for key in rule:
@@ -126,7 +165,7 @@ def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None)
         if not any(_matches(_assign(base, p), rule) for p in points):
             raise UserError(f"exclude {echo(rule)} can never match a grid point; check its keys and values against "
                             "the grid", where=where)
-    points = [p for p in points if not any(_matches(_assign(base, p), rule) for rule in spec.exclude)]
+    points = [p for p in points if not excluded(spec, p)]
     for i, extra in enumerate(spec.include):
         for key in extra:
             _check_key(base, key, locator.where(path, f"include[{i}]"))
@@ -135,23 +174,35 @@ def expand(spec: SweepSpec, path: Path, locator: Locator, cache_dir: str | None)
     if not points:
         raise UserError("the grid expands to zero trials (every point is excluded); loosen 'exclude'",
                         where=str(path))
-
     trials: dict[str, Trial] = {}
-    data_ids: dict[str, str] = {}  # canonical data config -> fingerprint: each dataset is hashed once
     for point in points:
-        config = _validate_point(_assign(base, point), path, locator, "grid")
-        data_key = canonical_json(config["data"])
-        if data_key not in data_ids:
-            data_ids[data_key] = data_fingerprint(config["data"])
-        data_id = data_ids[data_key]
-        group = trial_id({k: v for k, v in config.items() if k != "seed"}, data_id)
-        for repeat in range(spec.repeats):
-            resolved = {**config, "seed": config["seed"] + repeat}
-            tid = trial_id(resolved, data_id)
-            axes = {k: _get(resolved, k) for k in (*keys, *point) if k not in ("seed",) or spec.repeats == 1}
-            trials.setdefault(tid, Trial(id=tid, group=group, repeat=repeat, axes=axes, config=resolved,
-                                         data_id=data_id, cache_dir=cache_dir))
+        for trial in point_trials(spec, point, path, locator, cache_dir, data_ids):
+            trials.setdefault(trial.id, trial)
     return list(trials.values())
+
+
+def excluded(spec: SweepSpec, point: dict[str, Any]) -> bool:
+    base = spec.trial_base()
+    return any(_matches(_assign(base, point), rule) for rule in spec.exclude)
+
+
+def point_trials(spec: SweepSpec, point: dict[str, Any], path: Path, locator: Locator, cache_dir: str | None,
+                 data_ids: dict[str, str]) -> list[Trial]:
+    """One point's trials (its repeats): the config validated, the id a hash of it and of the data's
+    fingerprint. ``data_ids`` caches each dataset's fingerprint (canonical data config -> id)."""
+    config = _validate_point(_assign(spec.trial_base(), point), path, locator, "grid")
+    data_key = canonical_json(config["data"])
+    if data_key not in data_ids:
+        data_ids[data_key] = data_fingerprint(config["data"])
+    data_id = data_ids[data_key]
+    group = trial_id({k: v for k, v in config.items() if k != "seed"}, data_id)
+    trials = []
+    for repeat in range(spec.repeats):
+        resolved = {**config, "seed": config["seed"] + repeat}
+        axes = {k: _get(resolved, k) for k in (*spec.grid, *point) if k not in ("seed",) or spec.repeats == 1}
+        trials.append(Trial(id=trial_id(resolved, data_id), group=group, repeat=repeat, axes=axes, config=resolved,
+                            data_id=data_id, cache_dir=cache_dir))
+    return trials
 
 
 def _validate_point(config: dict[str, Any], path: Path, locator: Locator, where: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from costbench.spec.expand import Trial, apply_overrides, expand
-from costbench.spec.schema import SweepSpec
+from costbench.spec.expand import Trial, apply_overrides, check_space, excluded, expand, point_trials
+from costbench.spec.schema import GridRange, SweepSpec
 from costbench.spec.source import Locator, read_sweep_file, validation_error
 
 
@@ -24,12 +24,26 @@ class Sweep:
     spec: SweepSpec
     path: Path
     raw: dict[str, Any]
-    trials: list[Trial]
+    trials: list[Trial]  # a search over ranges: its corner points (every range at low and at high)
     locator: Locator | None = field(default=None, compare=False, repr=False)
+    space: dict[str, list[Any] | GridRange] = field(default_factory=dict, compare=False, repr=False)
+    cache_dir: str | None = field(default=None, compare=False, repr=False)
+    data_ids: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def axes(self) -> list[str]:
         return list(self.spec.grid)
+
+    @property
+    def has_ranges(self) -> bool:
+        return any(isinstance(axis, GridRange) for axis in self.space.values())
+
+    def trials_at(self, point: dict[str, Any]) -> list[Trial]:
+        """The trials of one point of the space (a search's proposal); none when an exclude rule matches."""
+        if excluded(self.spec, point):
+            return []
+        return point_trials(self.spec, point, self.path, self.locator or Locator(None), self.cache_dir,
+                            self.data_ids)
 
     def where(self, key_path: str) -> str:
         """'sweeps/x.yaml:4:1: data' for a key path, so later checks can point into the file too."""
@@ -45,8 +59,10 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None, cache_dir: 
         spec = SweepSpec.model_validate(_with_absolute_paths(raw, path.parent))
     except ValidationError as exc:
         raise validation_error(exc, path, locator, SweepSpec) from None
-    trials = expand(spec, path, locator, cache_dir)
-    return Sweep(spec=spec, path=path, raw=raw, trials=trials, locator=locator)
+    space, data_ids = check_space(spec, path, locator), {}
+    trials = expand(spec, path, locator, cache_dir, space, data_ids)
+    return Sweep(spec=spec, path=path, raw=raw, trials=trials, locator=locator, space=space, cache_dir=cache_dir,
+                 data_ids=data_ids)
 
 
 def _with_absolute_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:

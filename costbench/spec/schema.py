@@ -7,9 +7,9 @@ modules iterate over (``PRECISIONS``, ``FAMILIES``, ...) are read from those ann
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from costbench.errors import did_you_mean, echo
 from costbench.record import is_known_metric
@@ -353,11 +353,84 @@ class TrialConfig(Section):
 
 
 SamplerName = Literal["tpe", "nsga2", "random", "grid"]
+RANGE_KEYS = ("low", "high", "log", "step")
+
+
+class GridRange(Section):
+    """A grid axis a search samples from (``{low, high, log, step}``): Optuna's suggest_int when low, high
+    (and step) are integers, else suggest_float. Only a search samples it; a plain grid needs a list."""
+
+    low: float | int
+    high: float | int
+    log: bool = False
+    step: float | int | None = None
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step) if v is not None)
+
+    def describe(self) -> str:
+        extra = " log" if self.log else f" step {self.step:g}" if self.step is not None else ""
+        return f"{{low {self.low:g}, high {self.high:g}{extra}}}"
+
+
+def _number(text: Any, name: str) -> float | int:
+    """A YAML number (PyYAML reads 1e-4 as text: accepted as pydantic accepts it)."""
+    if isinstance(text, str):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    if isinstance(text, bool) or not isinstance(text, (int, float)) or text != text:
+        raise ValueError(f"range {name} must be a number (got {echo(text)})")
+    return text
+
+
+def parse_range(raw: dict[str, Any]) -> GridRange:
+    """``{low, high, log, step}`` checked one rule at a time, each broken rule one line that says the fix."""
+    unknown = [k for k in raw if k not in RANGE_KEYS]
+    if unknown:
+        raise ValueError(f"a range takes {', '.join(RANGE_KEYS)}; unknown key '{echo(unknown[0])}'"
+                         f"{did_you_mean(str(unknown[0]), RANGE_KEYS)}")
+    if "low" not in raw or "high" not in raw:
+        raise ValueError("a range needs low and high, e.g. {low: 0.0001, high: 0.01, log: true}")
+    low, high = _number(raw["low"], "low"), _number(raw["high"], "high")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ValueError(f"range log must be true or false (got {echo(log)})")
+    step = None if raw.get("step") is None else _number(raw["step"], "step")
+    if not low < high:
+        raise ValueError(f"range low ({low:g}) must be below high ({high:g})")
+    if log and low <= 0:
+        raise ValueError(f"a log range needs low > 0 (got low {low:g}); raise low or drop log")
+    if step is not None and step <= 0:
+        raise ValueError(f"range step must be > 0 (got {step:g})")
+    if log and step is not None:
+        raise ValueError("range log and step do not combine (Optuna samples a log range without a step); "
+                         "drop one")
+    if step is not None and abs((n := (high - low) / step) - round(n)) > 1e-9 * max(1.0, abs(n)):
+        raise ValueError(f"range high - low ({high - low:g}) is not a multiple of step ({step:g}); "
+                         "move high onto the step")
+    return GridRange(low=low, high=high, log=log, step=step)
+
+
+def _axis(value: Any) -> list[Any] | GridRange:
+    if isinstance(value, dict):
+        return parse_range(value)
+    if isinstance(value, GridRange | list):
+        return value
+    raise ValueError(f"give a list of values, or a range {{low, high, log, step}} for a search "
+                     f"(got {echo(value)})")
+
+
+Axis = Annotated[list[Any] | GridRange, BeforeValidator(_axis)]
 CONSTRAINT_PATTERN = re.compile(r"^\s*([A-Za-z0-9_@.]+)\s*(<=|>=)\s*(-?[0-9.eE+-]+)\s*$")
 
 
 class SearchConfig(Section):
-    """Optuna picks which grid points to run (costbench/search.py): grid lists are its categorical choices."""
+    """Optuna picks which grid points to run (costbench/search.py): grid lists are categorical choices,
+    ranges are sampled by suggest_int / suggest_float."""
 
     sampler: SamplerName = "tpe"
     n_trials: int = Field(gt=0, description="grid points to run (repeats of a point count once)")
@@ -390,7 +463,7 @@ def parse_constraint(text: str) -> tuple[str, str, float]:
 class SweepSpec(TrialConfig):
     name: str
     description: str = ""
-    grid: dict[str, list[Any]] = {}
+    grid: dict[str, Axis] = {}
     include: list[dict[str, Any]] = []
     exclude: list[dict[str, Any]] = []
     repeats: int = Field(1, gt=0)
