@@ -80,8 +80,8 @@ def obtain_teacher(cfg: TrialConfig, data: PreparedData, data_id: str, cache_dir
     build = functools.partial(train_teacher, cfg, data, device, tid, on_progress)
     if cache_dir is None:
         return build()
-    teacher, hit = cached_file(Path(cache_dir), f"teacher-{tid}-x{distill.extra_rows}", _load, build, _payload,
-                               _payload_bytes)
+    teacher, hit = cached_file(Path(cache_dir), f"teacher-{tid}-x{distill.extra_rows}", FORMAT_VERSION, build,
+                               _payload, _from_payload, _payload_bytes)
     teacher.cache_hit = hit
     return teacher
 
@@ -139,15 +139,7 @@ def _payload_bytes(payload: dict[str, Any]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-def _load(path: Path) -> Teacher | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != FORMAT_VERSION:
-            return None
-        extra = None if payload["extra"] is None else unpack_split(payload["extra"])
-        return Teacher(info=payload["info"], train_logits=payload["train_logits"], extra=extra,
-                       extra_logits=payload["extra_logits"])
-    except Exception:  # unreadable or from another version: train again and overwrite it
-        return None
+def _from_payload(payload: dict[str, Any]) -> Teacher:
+    extra = None if payload["extra"] is None else unpack_split(payload["extra"])
+    return Teacher(info=payload["info"], train_logits=payload["train_logits"], extra=extra,
+                   extra_logits=payload["extra_logits"])

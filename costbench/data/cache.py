@@ -65,17 +65,29 @@ def cache_key(cfg: DataConfig) -> str:
 
 def load_or_build(cache_dir: Path, key: str, build: Callable[[], PreparedData]) -> tuple[PreparedData, bool]:
     """The cached entry for ``key``, or ``build()``'s result, stored. True when it came from the cache."""
-    return cached_file(cache_dir, f"data-{key}", _load, build, _to_payload, _payload_bytes)
+    return cached_file(cache_dir, f"data-{key}", FORMAT_VERSION, build, _to_payload, _from_payload,
+                       _payload_bytes)
 
 
-def cached_file(cache_dir: Path, stem: str, load: Callable[[Path], T | None], build: Callable[[], T],
-                to_payload: Callable[[T], dict[str, Any]], payload_bytes: Callable[[dict[str, Any]], int],
-                ) -> tuple[T, bool]:
-    """``<stem>.pt`` in ``cache_dir`` read by ``load``, or built once under ``<stem>.lock`` and written
-    atomically: a process arriving while another builds waits for it and reads its file. True on a hit.
+def cached_file(cache_dir: Path, stem: str, version: int, build: Callable[[], T],
+                to_payload: Callable[[T], dict[str, Any]], from_payload: Callable[[dict[str, Any]], T],
+                payload_bytes: Callable[[dict[str, Any]], int]) -> tuple[T, bool]:
+    """``<stem>.pt`` in ``cache_dir``, or ``build()`` run once under ``<stem>.lock`` and written atomically:
+    a process arriving while another builds waits for it and reads its file. True on a hit. The payload
+    carries ``"format": version``; a file of another version, or unreadable, is built again.
 
     The data cache and the distillation teachers (``costbench.compress.teacher``) share it."""
     path = cache_dir / f"{stem}.pt"
+
+    def load(path: Path) -> T | None:
+        if not path.exists():
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return from_payload(payload) if payload.get("format") == version else None
+        except Exception:  # unreadable or from another version: build again and overwrite it
+            return None
+
     value = load(path)
     if value is not None:
         return value, True
@@ -136,18 +148,6 @@ def _payload_bytes(payload: dict[str, Any]) -> int:
     """About what the entry takes on disk: its tensors' bytes (the rest is small)."""
     return sum(t.numel() * t.element_size() for split in payload["splits"].values() for t in split.values()
                if t is not None)
-
-
-def _load(path: Path) -> PreparedData | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != FORMAT_VERSION:
-            return None
-        return _from_payload(payload)
-    except Exception:  # unreadable or from another version: prepare again and overwrite it
-        return None
 
 
 def pack_split(split: Split) -> dict[str, torch.Tensor | None]:
