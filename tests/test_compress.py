@@ -29,9 +29,8 @@ DISTILL = "compress.distill={teacher: {family: mlp, size: xs, train: {epochs: 1}
 
 
 def trials_for(tmp_path: Path, *overrides: str, text: str = TINY) -> list[dict]:
-    path = tmp_path / "s.yaml"
-    path.write_text(text)
-    return [t.to_json() for t in load_sweep(path, list(overrides), cache_dir=str(tmp_path / "cache")).trials]
+    sweep = load_sweep(_write(tmp_path, text), list(overrides), cache_dir=str(tmp_path / "cache"))
+    return [t.to_json() for t in sweep.trials]
 
 
 def bce(z: float, p: float) -> float:
@@ -104,8 +103,7 @@ def test_trial_ids_tell_distilled_from_scratch_and_leave_uncompressed_ids_alone(
 @pytest.mark.slow
 def test_two_parallel_students_share_one_teacher_and_say_what_it_cost(tmp_path: Path) -> None:
     """Through the local executor's two workers: one student trains the teacher, the other waits and reads it."""
-    path = tmp_path / "s.yaml"
-    path.write_text(TINY + "grid: {compress.distill.alpha: [0.25, 0.75]}\n")
+    path = _write(tmp_path, TINY + "grid: {compress.distill.alpha: [0.25, 0.75]}\n")
     result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "run"), "--workers", "2",
                                       "--set", DISTILL])
     assert result.exit_code == 0, result.stdout + result.stderr
@@ -144,3 +142,21 @@ def test_unsupported_students_are_skipped_with_the_reason(tmp_path: Path, overri
     assert record["status"] == "skipped"
     assert (reason or "structured pruning is implemented for mlp") in record["reason"]
     assert not list(Path(trial["cache_dir"]).glob("teacher-*")), "no teacher is trained for a skipped student"
+
+
+def test_a_missing_teacher_library_is_warned_before_the_sweep(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    from costbench.spec import package_warnings
+
+    trials = load_sweep(_write(tmp_path, TINY), ["compress.distill={teacher: {family: lightgbm}}"]).trials
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a))
+    warnings = package_warnings(trials)
+    assert len(warnings) == 1 and warnings[0].startswith("1 lightgbm trial(s) need the lightgbm package")
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return path
