@@ -5,7 +5,8 @@ model has the same resolved shape (``details.hparams``: the pruned shape for a p
 config is otherwise the same (data, precision, runtime, serving; the seed aside, as repeats are
 averaged), with the same ``train`` section where the run has one (a pruned model's twin is rather
 trained for its train + fine-tune epochs). A distilled row's teacher figures are in its own record (``teacher_auc``,
-``teacher_cost_usd``); "gap closed" is (student - scratch) / (teacher - scratch) of the AUC means,
+``teacher_cost_usd``), and the run's own trial of the teacher's config (fp32, eager), if it has one,
+is named beside it; "gap closed" is (student - scratch) / (teacher - scratch) of the AUC means,
 shown only when the teacher is the better of the two. Reads rows only: no torch.
 """
 
@@ -28,6 +29,7 @@ class Comparison:
     what: str  # the compression in a few words
     scratch: Row | None  # same shape, same config, no compress
     unpruned: Row | None = None  # compress.prune: the scratch row of the shape before pruning
+    teacher: Row | None = None  # compress.distill: the run's own trial of the teacher's config, if any
 
     @property
     def auc_vs_scratch(self) -> float | None:
@@ -78,14 +80,27 @@ def comparisons(rows: list[Row]) -> list[Comparison]:
         same_budget = [r for r in candidates if r.config.get("train") == row.config.get("train")]
         return (same_budget or candidates or [None])[0]
 
+    teachers = {teacher_key(r.config, r.config.get("model"), r.config.get("train")): r for r in rows
+                if not r.config.get("compress") and r.config.get("precision") == "fp32"
+                and (r.config.get("serve") or {}).get("runtime", "eager") == "eager"}
     found = []
     for row in rows:
         if not row.config.get("compress"):
             continue
         before = ((row.details.get("training") or {}).get("prune") or {}).get("hparams_before")
-        found.append(Comparison(row=row, what=compress_label(row.config["compress"]), scratch=pick(row, shape_key(row)),
-                                unpruned=pick(row, shape_key(row, before)) if before else None))
+        teacher = dict((row.config["compress"].get("distill") or {}).get("teacher") or {})
+        teacher.pop("seed", None)  # a teacher trial's repeats are averaged like any row's
+        found.append(Comparison(
+            row=row, what=compress_label(row.config["compress"]), scratch=pick(row, shape_key(row)),
+            unpruned=pick(row, shape_key(row, before)) if before else None,
+            teacher=teachers.get(teacher_key(row.config, teacher, teacher.pop("train", None))) if teacher else None))
     return found
+
+
+def teacher_key(config: dict[str, Any], model: Any, train: Any) -> str:
+    """A teacher as a trial of its own: its model and training on the same data and device (fp32, eager)."""
+    return canonical_json({"data": config.get("data"), "device": config.get("device"), "model": model,
+                           "train": train})
 
 
 def cost_view_notes(rows: list[Row]) -> list[str]:

@@ -24,7 +24,7 @@ from costbench.report.rows import Row
 HEADLINE = ("auc_delta_vs_fp32", "p99_ms", "serve_cost_per_million_usd", "model_train_mem_mb", "model_bytes")
 FOLDING_WIDTH = 12  # the least width given to free text (flags, notes) before other columns give way
 RANK_LEGEND = "rank 1 = Pareto front; = marks a tie (identical objectives); * marks the recommended pick"
-FREE_TEXT = ("flags", "note", "why not ranked", "reason")
+FREE_TEXT = ("flags", "note", "why not ranked", "reason", "compression")
 
 @dataclass
 class TableData:
@@ -213,36 +213,36 @@ def compression_table(report: Report) -> TableData | None:
     found = comparisons(report.rows)
     if not found:
         return None
-    everything = [*report.rows]
-    signed = lambda v: "n/a" if v is None else _no_negative_zero(f"{v:+.4f}")  # noqa: E731
-    share = lambda v: "n/a" if v is None else f"{v:.0%}"  # noqa: E731
-    columns = {name: column_format(name, [r.metrics.get(name) for r in everything])
+    formats = {name: column_format(name, [r.metrics.get(name) for r in report.rows])
                for name in ("auc", "train_cost_usd", "params", "p50_ms")}
     teacher_cost = column_format("train_cost_usd", [c.row.metrics.get("teacher_cost_usd") for c in found])
 
-    def value(row: Row | None, metric: str, fmt: str | None = None) -> str:
-        if row is None:
-            return "n/a"
-        return _value_cell(row, metric, columns[fmt or metric], intervals=False)
+    def value(row: Row | None, metric: str) -> str:
+        return "n/a" if row is None else _value_cell(row, metric, formats[metric], intervals=False)
+
+    def signed(v: float | None) -> str:
+        return "n/a" if v is None else _no_negative_zero(f"{v:+.4f}")
 
     headers = ["id", "compression", "model", "precision", "n", "AUC", "scratch", "scratch AUC", "AUC vs scratch",
-               "teacher AUC", "AUC vs teacher", "gap closed", "before prune AUC", "train cost ($)", "teacher cost ($)",
-               "scratch train cost ($)", "params", "params before prune", "scratch params", "p50 (ms)",
-               "p50 before prune (ms)", "scratch p50 (ms)"]
+               "teacher", "teacher AUC", "AUC vs teacher", "gap closed", "before prune AUC", "train cost ($)",
+               "teacher cost ($)", "scratch train cost ($)", "params", "params before prune", "scratch params",
+               "p50 (ms)", "p50 before prune (ms)", "scratch p50 (ms)"]
     cells = []
     for c in found:
-        row, hp = c.row, c.row.details.get("hparams") or {}
+        row, hp, m = c.row, c.row.details.get("hparams") or {}, c.row.metrics
         model = f"{hp.get('family')} hidden {hp.get('hidden')} emb {hp.get('emb_dim')}" if "hidden" in hp \
             else str(hp.get("family", ""))
-        cells.append([row.id, c.what, model, str(row.config.get("precision", "")), str(row.n),
-                      value(row, "auc"), c.scratch.id if c.scratch else "not in this run", value(c.scratch, "auc"),
-                      signed(c.auc_vs_scratch), columns["auc"](row.metrics.get("teacher_auc")),
-                      signed(c.auc_vs_teacher), share(c.gap_closed), value(c.unpruned, "auc"),
-                      value(row, "train_cost_usd"),
-                      teacher_cost(row.metrics.get("teacher_cost_usd")), value(c.scratch, "train_cost_usd"),
-                      value(row, "params"), columns["params"](row.metrics.get("params_before_prune")),
-                      value(c.scratch, "params"), value(row, "p50_ms"),
-                      columns["p50_ms"](row.metrics.get("p50_ms_before_prune")), value(c.scratch, "p50_ms")])
+        cells.append([row.id, c.what, model, str(row.config.get("precision", "")), str(row.n), value(row, "auc"),
+                      c.scratch.id if c.scratch else "not in this run", value(c.scratch, "auc"),
+                      signed(c.auc_vs_scratch), c.teacher.id if c.teacher else "n/a",
+                      formats["auc"](m.get("teacher_auc")), signed(c.auc_vs_teacher),
+                      "n/a" if c.gap_closed is None else f"{c.gap_closed:.0%}", value(c.unpruned, "auc"),
+                      value(row, "train_cost_usd"), teacher_cost(m.get("teacher_cost_usd")),
+                      value(c.scratch, "train_cost_usd"), value(row, "params"),
+                      formats["params"](m.get("params_before_prune")), value(c.scratch, "params"),
+                      value(row, "p50_ms"), formats["p50_ms"](m.get("p50_ms_before_prune")),
+                      value(c.scratch, "p50_ms")])
     return TableData(title="Compressed trials beside their references (same-shape scratch model, teacher)",
                      headers=headers, cells=cells, front=[c.row.rank == 1 for c in found],
-                     pick=[c.row.pick for c in found], numeric=tuple(h for h in headers[4:] if h != "scratch"))
+                     pick=[c.row.pick for c in found],
+                     numeric=tuple(h for h in headers[4:] if h not in ("scratch", "teacher")))
