@@ -2,31 +2,35 @@
 
 For mlp s and m (fp32 weights, random: latency does not read them), each runtime of ``costbench.runtimes``
 serves the same model: ``eager`` PyTorch, ``compile`` (torch.compile), ``ort`` (the ONNX export in ONNX
-Runtime) and ``ort_int8`` (ONNX Runtime's dynamic int8, ``quantize.scheme: ort_dynamic``); ``torchao_int8``
+Runtime), ``ort_int8`` (ONNX Runtime's dynamic int8, ``quantize.scheme: ort_dynamic``) and ``ort_static``
+(its static QDQ int8, ``ort_static``, calibrated here on the benchmark's own synthetic rows); ``torchao_int8``
 (torchao int8 dynamic, compiled, costbench's torch int8 default) can be added with ``--runtimes``. Each is
 timed by costbench's own ``measure_latency`` (the trial's timer) at batch 1 and 256, in interleaved rounds
 whose order rotates; the table gives the median p50 per point and its speed-up over eager fp32 measured in
-the same run. At batch >= 64 it also gives the achieved GFLOP/s of the dense layers (2 x rows x weights).
+the same run. At batch >= 64 it also gives the achieved GFLOP/s (``costbench.flops``: the model's
+matrix-product FLOPs per row x rows / p50) and ``flops_efficiency``, that over the peak of the precision.
 
-Before the table, the fp32 GEMM peak of the cores the run uses (2048 x 2048 MatMul, best of a few, each
-kernel on its own: torch's BLAS, numpy's BLAS, ONNX Runtime's MatMul), so a reader can tell whether eager
-PyTorch is below the machine's peak because of the kernel it dispatches to.
+Before the table, the fp32 and int8 GEMM peaks of the cores the run uses (``costbench.measure.roofline``:
+256^3 products, best of 30, per kernel: torch's BLAS, numpy's BLAS, ONNX Runtime's MatMul; torch._int_mm,
+ONNX Runtime's MatMulInteger), so a reader can tell whether eager PyTorch is below the machine's peak
+because of the kernel it dispatches to. After it, the done-when ratios: ORT over eager at batch 1 (p50) and
+at batch 256 (throughput), fp32 and the best int8 runtime.
 
     With ``--server MODEL:RUNTIME`` (e.g. ``mlp:s:ort``) it then runs costbench's LoadGen server scenario on that
 model and the same QPS bisection with a hand-written Poisson load loop into the same dynamic batcher (latency =
 completion - scheduled arrival, p99 over at least 662 samples), and prints both QPS at the SLO and their ratio.
 
     PYTHONPATH=. python benchmarks/serving_runtimes.py --threads 1 [--server mlp:s:ort --slo-ms 20]
+
+``benchmarks/ort_profile.py`` gives the per-operator profile behind these figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import re
 import statistics
 import time
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,9 +39,12 @@ import torch
 
 from benchmarks.latency_agreement import SCHEMA, example_split
 from costbench.families import FitSummary, Fitted
+from costbench.flops import forward_flops
 from costbench.measure.latency import measure_latency
+from costbench.measure.roofline import achieved_gflops, flops_efficiency, gemm_peaks
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model, count_params
+from costbench.record_metrics import ROOFLINE_MIN_BATCH
 from costbench.runtimes import get_runtime
 from costbench.runtimes.loadgen import P99_MIN_QUERIES, Batcher, bisect_qps, run_scenario
 from costbench.spec import ModelConfig, QuantizeConfig, ServeConfig, TrialConfig
@@ -49,63 +56,9 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
     "compile": ("compile", "fp32", "dynamic"),
     "ort": ("onnxruntime", "fp32", "dynamic"),
     "ort_int8": ("onnxruntime", "int8", "ort_dynamic"),
+    "ort_static": ("onnxruntime", "int8", "ort_static"),
     "torchao_int8": ("eager", "int8", "dynamic"),
 }
-
-
-# ------------------------------------------------------------------------------------------ GEMM peak
-
-
-def gemm_peaks(n: int = 2048, reps: int = 5) -> dict[str, float]:
-    """GFLOP/s of one n x n fp32 MatMul, best of ``reps``, per kernel (torch, numpy, ONNX Runtime)."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    kernels: dict[str, Callable[[], Any]] = {
-        f"torch.mm ({_torch_blas()})": lambda: torch.mm(ta, tb),
-        f"numpy @ ({_numpy_blas()})": lambda: a @ b,
-        "onnxruntime MatMul": _ort_matmul(a, b),
-    }
-    return {name: 2 * n**3 / _best_seconds(fn, reps) / 1e9 for name, fn in kernels.items()}
-
-
-def _best_seconds(fn: Callable[[], Any], reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _ort_matmul(a: np.ndarray, b: np.ndarray) -> Callable[[], Any]:
-    import onnx
-    from onnx import TensorProto, helper
-
-    from costbench.runtimes.ort_session import make_session
-
-    n = a.shape[0]
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    onnx.checker.check_model(model)
-    session = make_session(model.SerializeToString(), CPU)
-    return lambda: session.run(["c"], {"a": a, "b": b})
-
-
-def _torch_blas() -> str:
-    found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
-    return found.group(1) if found else "BLAS"
-
-
-def _numpy_blas() -> str:
-    try:
-        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return str(info.get("name", "BLAS"))
-    except Exception:
-        return "BLAS"
 
 
 # ------------------------------------------------------------------------------------------ runtimes
@@ -121,12 +74,7 @@ def serve(kind: str, model: torch.nn.Module, split: Any, batch_sizes: list[int])
         raise SystemExit(f"{kind}: {reason}")
     copied = copy.deepcopy(model)
     fitted = Fitted(model=copied, hparams={}, params=count_params(copied), summary=FitSummary(None, None, "n/a"))
-    return get_runtime(runtime).serve(fitted, SimpleNamespace(test=split), cfg, CPU)
-
-
-def dense_weights(model: torch.nn.Module) -> int:
-    """Multiply-adds per row of the model's dense layers."""
-    return sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return get_runtime(runtime).serve(fitted, SimpleNamespace(train=split, test=split), cfg, CPU)
 
 
 def poisson_p99_ms(served: Any, split: Any, serve: ServeConfig, qps: float, rng: np.random.Generator) -> float:
@@ -177,7 +125,7 @@ def server_agreement(spec: str, split: Any, slo_ms: float, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp:s,mlp:m")
-    parser.add_argument("--runtimes", default="eager,compile,ort,ort_int8", help=",".join(RUNTIMES))
+    parser.add_argument("--runtimes", default="eager,compile,ort,ort_int8,ort_static", help=",".join(RUNTIMES))
     parser.add_argument("--batch-sizes", default="1,256")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-seconds", type=float, default=0.3, help="per measurement")
@@ -197,18 +145,22 @@ def main() -> None:
     if args.server_only:
         return
 
-    peaks = gemm_peaks()
-    print(f"threads={torch.get_num_threads()} torch {torch.__version__}  fp32 GEMM peak 2048^2 (GFLOP/s):  "
-          + "  ".join(f"{name} {gflops:.0f}" for name, gflops in peaks.items()))
+    peaks = gemm_peaks(torch.get_num_threads())
+    print(f"threads={torch.get_num_threads()} torch {torch.__version__} onnxruntime {_ort_version()}; GEMM peak "
+          f"({peaks['what']}):")
+    for precision, unit in (("fp32", "GFLOP/s"), ("int8", "GOP/s")):
+        found = peaks[precision]
+        kernels = "  ".join(f"{name} {value:.0f}" for name, value in found["by_kernel"].items())
+        print(f"  {precision} {unit}: {kernels}  -> peak {found['gflops']:.0f} ({found['kernel']})")
 
     p50s: dict[tuple[str, str, int], list[float]] = {}
     setup: dict[tuple[str, str], float] = {}
-    weights: dict[str, int] = {}
+    flops: dict[str, int | None] = {}
     for name in args.models.split(","):
         family, size = name.split(":")
         torch.manual_seed(0)
         model = build_model(resolve_hparams(ModelConfig(family=family, size=size)), SCHEMA).eval()
-        weights[name] = dense_weights(model)
+        flops[name] = forward_flops(model)
         served = {}
         for kind in kinds:
             served[kind] = serve(kind, model, split, batches)
@@ -223,16 +175,39 @@ def main() -> None:
                 for b in batches:
                     p50s.setdefault((name, kind, b), []).append(result["batch_sizes"][str(b)]["p50_ms"])
 
-    print(f"{'model':<8}{'batch':>6}{'runtime':>14}{'p50 us':>11}{'x eager':>9}{'rows/s':>12}{'GFLOP/s':>9}"
-          f"{'setup s':>9}")
+    p50 = {key: statistics.median(values) for key, values in p50s.items()}
+    print(f"{'model':<8}{'batch':>6}{'runtime':>12}{'p50 us':>11}{'x eager':>9}{'rows/s':>12}{'GFLOP/s':>9}"
+          f"{'of peak':>9}{'setup s':>9}")
     for name in args.models.split(","):
         for b in batches:
-            eager = statistics.median(p50s[(name, "eager", b)])
             for kind in kinds:
-                p50 = statistics.median(p50s[(name, kind, b)])
-                gflops = f"{2 * b * weights[name] / (p50 / 1000) / 1e9:.0f}" if b >= 64 else "-"
-                print(f"{name:<8}{b:>6}{kind:>14}{p50 * 1000:>11.1f}{eager / p50:>9.2f}{b / (p50 / 1000):>12.0f}"
-                      f"{gflops:>9}{setup[(name, kind)]:>9.1f}")
+                t = p50[(name, kind, b)]
+                gflops = achieved_gflops(flops[name], b, t) if b >= ROOFLINE_MIN_BATCH else None
+                peak = peaks[RUNTIMES[kind][1]]["gflops"]
+                efficiency = flops_efficiency(gflops, peak)
+                print(f"{name:<8}{b:>6}{kind:>12}{t * 1000:>11.1f}{p50[(name, 'eager', b)] / t:>9.2f}"
+                      f"{b / (t / 1000):>12.0f}{_fmt(gflops, '.1f'):>9}{_fmt(efficiency, '.0%'):>9}"
+                      f"{setup[(name, kind)]:>9.1f}")
+    int8 = [k for k in kinds if RUNTIMES[k][1] == "int8" and RUNTIMES[k][0] == "onnxruntime"]
+    for name in args.models.split(","):
+        parts = []
+        for b in batches:
+            if "ort" in kinds:
+                parts.append(f"ORT fp32 x{p50[(name, 'eager', b)] / p50[(name, 'ort', b)]:.2f} at batch {b}")
+            if int8:
+                best = min(int8, key=lambda k: p50[(name, k, b)])
+                parts.append(f"best ORT int8 ({best}) x{p50[(name, 'eager', b)] / p50[(name, best, b)]:.2f}")
+        print(f"{name} vs eager fp32 (p50 ratio = throughput ratio per call): " + "; ".join(parts))
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 if __name__ == "__main__":

@@ -155,8 +155,9 @@ def env(
 ) -> None:
     """Show the machine results come from: CPU and its precision flags, GPUs, library versions."""
     from costbench.measure.environment import collect_environment
+    from costbench.measure.roofline import cached_gemm_peaks
 
-    info = collect_environment()
+    info = {**collect_environment(), "gemm_peak": cached_gemm_peaks()}
     if as_json:
         sys.stdout.write(json.dumps(info, indent=2) + "\n")
         return
@@ -171,6 +172,12 @@ def env(
         table.add_row("GPU", "none" if gpu is None else
                       f"{gpu['name']}, {gpu['memory_mb']} MB, driver {gpu['driver']}, CUDA {gpu['cuda']}")
     table.add_row("torch threads", f"{info['torch_threads']} intra-op, {info['torch_interop_threads']} inter-op")
+    for precision, unit in (("fp32", "GFLOP/s"), ("int8", "GOP/s")):
+        peak = info["gemm_peak"][precision]
+        kernels = ", ".join(f"{name} {value:.0f}" for name, value in peak["by_kernel"].items())
+        table.add_row(f"{precision} GEMM peak", f"{peak['gflops']:.0f} {unit} ({peak['kernel']}; {kernels}; "
+                      f"{info['gemm_peak']['what']} on {info['gemm_peak']['threads']} thread(s))"
+                      if peak["gflops"] else "n/a (no kernel)")
     versions = "  ".join(f"{k} {v or 'not installed'}" for k, v in info["versions"].items())
     table.add_row("versions", versions)
     table.add_row("costbench", f"{info['costbench']} ({info['costbench_commit'] or 'not a git checkout'})")

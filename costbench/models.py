@@ -74,6 +74,20 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+def _bag_mean(bag: nn.Embedding, ids: Tensor) -> Tensor:
+    """``_masked_mean(bag(ids), ids != 0)``, the mean embedding of the viewed ids (0 = padding)."""
+    if not torch.onnx.is_in_onnx_export():
+        return _masked_mean(bag(ids), ids != 0)  # the module call, which torchao's int8 embedding replaces
+    # exported, the same function in ops ONNX Runtime runs fast: padding reads a zero row of the table (rather
+    # than the [n, L, d] gather times an [n, L, 1] mask: a product with 0/1 is exact either way), and the sum
+    # over the L positions is one product with L stacked identities (ReduceSum over a middle axis is slow)
+    table = torch.cat([bag.weight.new_zeros(1, bag.weight.shape[1]), bag.weight[1:]])
+    length, dim = int(ids.shape[1]), int(table.shape[1])  # fixed by the graph's input shape: constants
+    stacked = torch.eye(dim, dtype=table.dtype, device=table.device).repeat(length, 1)
+    count = (ids != 0).sum(1, keepdim=True).to(table.dtype).clamp(min=1.0)
+    return nn.functional.embedding(ids, table).reshape(-1, length * dim) @ stacked / count
+
+
 def mlp_layers(in_dim: int, hidden: int, layers: int, dropout: float) -> tuple[nn.Sequential, int]:
     """``layers`` blocks of Linear -> ReLU -> Dropout; returns them and their output width."""
     blocks: list[nn.Module] = []
@@ -97,7 +111,7 @@ class TabularFeatures(nn.Module):
     def forward(self, numeric: Tensor, categorical: Tensor, item_categories: Tensor) -> Tensor:
         parts = [self.numeric(numeric)] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
         if self.bag is not None:
-            parts.append(_masked_mean(self.bag(item_categories), item_categories != 0))
+            parts.append(_bag_mean(self.bag, item_categories))
         return torch.cat(parts, dim=1)
 
 

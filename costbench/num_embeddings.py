@@ -48,6 +48,25 @@ class PerColumnLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # [n, columns, d_in] -> [n, columns, d_out]
         return torch.einsum("ncd,cde->nce", x, self.weight) + self.bias
 
+    def flat(self, x: Tensor) -> Tensor:  # [n, columns * d_in] -> [n, columns * d_out]
+        """The same map on flattened columns, as one matrix product with the block-diagonal weight."""
+        return x @ self.block_diagonal() + self.bias.flatten()
+
+    def block_diagonal(self, inputs: slice = slice(None)) -> Tensor:  # [columns * d, columns * d_out]
+        """The weights of input positions ``inputs`` (d of them) as one block-diagonal matrix: block j maps
+        column j's inputs to column j's outputs, every other entry is 0."""
+        weight = self.weight[:, inputs]
+        columns, d_in, d_out = weight.shape
+        eye = torch.eye(columns, dtype=weight.dtype, device=weight.device)
+        return (eye[:, None, :, None] * weight[:, :, None, :]).reshape(columns * d_in, columns * d_out)
+
+
+def column_copies(columns: int, times: int, like: Tensor) -> Tensor:
+    """The [columns, columns * times] 0/1 matrix whose product with x repeats each column ``times`` times in a
+    row: exact (each output is one x times 1 plus zeros), and ONNX Runtime then broadcasts over rows only."""
+    eye = torch.eye(columns, dtype=like.dtype, device=like.device)
+    return eye[:, :, None].expand(columns, columns, times).reshape(columns, columns * times)
+
 
 class Periodic(nn.Module):
     def __init__(self, n_numeric: int, dim: int) -> None:
@@ -57,9 +76,21 @@ class Periodic(nn.Module):
         self.out_dim = n_numeric * dim
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self._flat(x)
         angles = 2 * math.pi * self.frequencies * x.unsqueeze(-1)
         features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
         return torch.relu(self.linear(features)).flatten(1)
+
+    def _flat(self, x: Tensor) -> Tensor:
+        """``forward`` as exported (see ``Piecewise.forward``): the angles over [n, columns * FREQUENCIES], all
+        cosines then all sines, and the per-column maps as the matching block-diagonal rows."""
+        columns = self.frequencies.shape[0]
+        angles = (2 * math.pi * self.frequencies).flatten() * (x @ column_copies(columns, FREQUENCIES, x))
+        weight = torch.cat([self.linear.block_diagonal(slice(0, FREQUENCIES)),
+                            self.linear.block_diagonal(slice(FREQUENCIES, None))])
+        features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+        return torch.relu(features @ weight + self.linear.bias.flatten())
 
 
 class PiecewiseLinearEncoding(nn.Module):
@@ -87,6 +118,12 @@ class PiecewiseLinearEncoding(nn.Module):
     def encode(self, x: Tensor) -> Tensor:  # [n, columns, bins]
         return ((x.unsqueeze(-1) - self.left) * self.inv_width).clamp(0.0, 1.0)
 
+    def encode_flat(self, x: Tensor) -> Tensor:  # [n, columns * bins]
+        """``encode(x).flatten(1)`` with each column first copied ``bins`` times (an exact product with a 0/1
+        matrix), so the bin arithmetic is a row broadcast over [n, columns * bins]."""
+        copies = column_copies(self.left.shape[0], self.bins, x)
+        return (torch.addmm(-self.left.flatten(), x, copies) * self.inv_width.flatten()).clamp(0.0, 1.0)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.encode(x).flatten(1)
 
@@ -99,6 +136,11 @@ class Piecewise(nn.Module):
         self.out_dim = len(edges) * dim
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.onnx.is_in_onnx_export():
+            # the same function as plain matrix-shaped ops: ONNX Runtime runs [n, columns, 1] - [columns, bins]
+            # broadcasts and Einsum several times slower than row broadcasts and one GEMM (the per-operator
+            # profile: benchmarks/ort_profile.py); eager PyTorch is fastest as it is
+            return torch.relu(self.linear.flat(self.encoding.encode_flat(x)))
         return torch.relu(self.linear(self.encoding.encode(x))).flatten(1)
 
 

@@ -109,6 +109,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "throughput": ("rows/s", "max", "rows scored per second"),
     "serve_cost_per_million_usd": ("$", "min", "cost of one million predictions at measured throughput"),
     "serve_energy_per_1k_j": ("J", "min", "energy per 1,000 predictions, where a hardware counter exists"),
+    "gflops": ("GFLOP/s", "max", "achieved GFLOP/s (int8: GOP/s) at batch >= 64: the forward's matrix-product "
+               "FLOPs per row (costbench.flops) x batch / p50"),
+    "flops_efficiency": ("", "max", "gflops / the CPU's measured GEMM peak for the precision served (the "
+                         "environment's gemm_peak); n/a on GPU and for bf16/fp16"),
     # MLPerf LoadGen scenarios (serve.scenario)
     "max_qps_at_slo": ("rows/s", "max", "server scenario: highest Poisson QPS LoadGen calls VALID with p99 <= "
                        "serve.slo_ms"),

@@ -13,9 +13,11 @@ from typing import Any
 from costbench.families import Fitted, Served
 from costbench.measure.cost import serve_cost_per_million_usd, train_cost_usd
 from costbench.measure.phase import PhaseCost
+from costbench.measure.roofline import achieved_gflops, flops_efficiency
 from costbench.spec import TrialConfig
 
 MB = 2**20
+ROOFLINE_MIN_BATCH = 64  # below this a call is overhead, not arithmetic: no GFLOP/s is given
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TrialMeasurements:
     latency: dict[str, Any] | None = None
     serve_cost: PhaseCost | None = None
     scenario: dict[str, Any] | None = None  # runtimes.loadgen.run_scenario's result
+    gemm_peak: dict[str, Any] | None = None  # measure.roofline's peaks of the CPU the trial ran on
     teacher: Any = None  # compress.teacher.Teacher of a distilled trial
     latency_before_prune: dict[str, Any] | None = None  # compress.prune: measure_latency of the unpruned model
 
@@ -135,6 +138,10 @@ def _latency_metrics(m: TrialMeasurements) -> dict[str, Any]:
         values["serve_cost_per_million_usd"] = serve_cost_per_million_usd(
             stats["throughput"], m.device, m.threads, m.gpu_name, m.cfg.prices)
         values["serve_energy_per_1k_j"] = stats["energy_per_1k_j"]
+        if int(batch) >= ROOFLINE_MIN_BATCH:
+            values["gflops"] = achieved_gflops(m.served.flops_per_row if m.served else None, int(batch),
+                                               stats["p50_ms"])
+            values["flops_efficiency"] = flops_efficiency(values["gflops"], _peak_gflops(m))
         metrics.update({f"{name}@{batch}": value for name, value in values.items()})
         if batch == headline:
             metrics.update(values)
@@ -147,6 +154,13 @@ def _latency_metrics(m: TrialMeasurements) -> dict[str, Any]:
         weights = m.served.size.param_bytes if m.served is not None else None
         metrics["model_serve_mem_mb"] = None if growth is None or weights is None else weights / MB + growth
     return metrics
+
+
+def _peak_gflops(m: TrialMeasurements) -> float | None:
+    """The measured GEMM peak for the precision served; n/a off the CPU or for a precision not measured."""
+    if m.gemm_peak is None or getattr(m.device, "type", None) != "cpu":
+        return None
+    return (m.gemm_peak.get(m.cfg.precision) or {}).get("gflops")
 
 
 def _scenario_metrics(m: TrialMeasurements) -> dict[str, Any]:

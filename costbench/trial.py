@@ -73,6 +73,7 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     from costbench.measure.latency import measure_latency
     from costbench.measure.memory import PeakMemory
     from costbench.measure.phase import measure_phase
+    from costbench.measure.roofline import cached_gemm_peaks
     from costbench.record_metrics import TrialMeasurements, trial_metrics
     from costbench.train import seed_everything
 
@@ -89,7 +90,8 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     phase("data")
     data = load_data(cfg.data, trial.get("cache_dir"))
     memory = PeakMemory(device)
-    found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data)
+    peak = cached_gemm_peaks() if device.type == "cpu" else None  # the environment's, cached in this process
+    found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data, gemm_peak=peak)
     soft_targets = None
     if cfg.compress.distill is not None:  # outside the fit phase: the teacher's cost is its own figure
         from costbench.compress.teacher import obtain_teacher

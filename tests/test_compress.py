@@ -28,6 +28,14 @@ threads: 1
 DISTILL = "compress.distill={teacher: {family: mlp, size: xs, train: {epochs: 1}}, alpha: 0.25, temperature: 2}"
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """run_trial sets the trial's threads (1) process-wide; later tests in this process expect the default."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def trials_for(tmp_path: Path, *overrides: str, text: str = TINY) -> list[dict]:
     sweep = load_sweep(_write(tmp_path, text), list(overrides), cache_dir=str(tmp_path / "cache"))
     return [t.to_json() for t in sweep.trials]

@@ -42,9 +42,11 @@ def test_unknown_runtime_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("runtime", "precision", "scheme", "words"), [
-    ("onnxruntime", "bf16", "dynamic", "serves fp32 and int8 (quantize.scheme ort_dynamic) only"),
-    ("onnxruntime", "int8", "dynamic", "under serve.runtime onnxruntime write quantize.scheme: ort_dynamic"),
+    ("onnxruntime", "bf16", "dynamic", "serves fp32 and int8 (quantize.scheme ort_dynamic or ort_static) only"),
+    ("onnxruntime", "int8", "dynamic", "under serve.runtime onnxruntime write quantize.scheme: ort_dynamic or "
+                                       "ort_static"),
     ("eager", "int8", "ort_dynamic", "ort_dynamic is ONNX Runtime's int8 and needs serve.runtime: onnxruntime"),
+    ("compile", "int8", "ort_static", "ort_static is ONNX Runtime's int8 and needs serve.runtime: onnxruntime"),
 ])
 def test_mixed_up_schemes_are_skipped_with_the_fix(runtime, precision, scheme, words) -> None:
     from costbench.runtimes import get_runtime
@@ -75,23 +77,25 @@ def small():
     return load_data(DataConfig(rows=600, sequence_length=3, n_items=50, n_categories=5), None)
 
 
-def _fitted(family: str, data):
+def _fitted(family: str, data, num_embedding: str = "auto"):
     from costbench.families import FitSummary, Fitted
     from costbench.model_presets import resolve_hparams
     from costbench.models import build_model, count_params
     from costbench.spec import ModelConfig
 
     torch.manual_seed(0)
-    model = build_model(resolve_hparams(ModelConfig(family=family, size="xs")), data.schema).eval()
+    config = ModelConfig(family=family, size="xs", num_embedding=num_embedding)
+    model = build_model(resolve_hparams(config), data.schema).eval()
     return Fitted(model=model, hparams={}, params=count_params(model), summary=FitSummary(None, None, "test"))
 
 
-@pytest.mark.parametrize("family", ["mlp", "dcn", "gru", "transformer"])
-def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, small) -> None:
+@pytest.mark.parametrize(("family", "num_embedding"), [("mlp", "auto"), ("mlp", "periodic"), ("dcn", "auto"),
+                                                       ("gru", "auto"), ("transformer", "auto")])
+def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, num_embedding, small) -> None:
     from costbench.runtimes import get_runtime
 
     cfg = TrialConfig(serve=ServeConfig(runtime="onnxruntime"), threads=1)
-    fitted = _fitted(family, small)
+    fitted = _fitted(family, small, num_embedding)
     eager = get_runtime("eager").serve(copy.deepcopy(fitted), small, cfg, CPU)
     served = get_runtime("onnxruntime").serve(fitted, small, cfg, CPU)
     assert served.info["providers"] == ["CPUExecutionProvider"]
@@ -104,6 +108,27 @@ def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, small) -
     assert served.size.model_bytes > served.size.param_bytes >= 4 * 0.9 * fitted.params
 
 
+def test_the_piecewise_mlp_exports_as_gemms_not_einsum_and_broadcasts(small, tmp_path) -> None:
+    """The export form ONNX Runtime runs fast (benchmarks/ort_profile.py): after ORT's constant folding, the
+    per-column maps are one GEMM and no [n, c, 1] - [c, b] or [n, L, d] x [n, L, 1] broadcast (an elementwise
+    op over 3 or more axes) is left to run per call."""
+    import onnx
+
+    from costbench.runtimes.onnx import export_onnx
+
+    graph = export_onnx(_fitted("mlp", small).model, tuple(t[:2] for t in small.test.inputs()))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # folds constants only
+    options.optimized_model_filepath = str(tmp_path / "folded.onnx")
+    ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    folded = onnx.shape_inference.infer_shapes(onnx.load(options.optimized_model_filepath))
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in folded.graph.value_info}
+    ops = {node.op_type for node in folded.graph.node}
+    assert "Einsum" not in ops and "Gemm" in ops
+    assert not [n.name for n in folded.graph.node
+                if n.op_type in ("Mul", "Sub", "Add", "Div", "Clip") and ranks.get(n.output[0], 0) >= 3]
+
+
 def test_ort_dynamic_int8_quantizes_the_matmuls_and_weighs_less(small) -> None:
     from costbench.runtimes import get_runtime
 
@@ -112,13 +137,40 @@ def test_ort_dynamic_int8_quantizes_the_matmuls_and_weighs_less(small) -> None:
     cfg = TrialConfig(precision="int8", quantize=QuantizeConfig(scheme="ort_dynamic"))
     int8 = get_runtime("onnxruntime").serve(fitted, small, cfg, CPU)
     assert int8.info["scheme"] == "ort_dynamic" and int8.info["quantized_ops"]["MatMulInteger"] >= 2
-    assert not int8.info["float_matmul_ops"]
+    # the float products left are the feature block's (the numeric embedding's exact column copy, the bag sum)
+    assert int8.info["float_matmul_nodes"]
+    assert all(name.startswith("/features/") for name in int8.info["float_matmul_nodes"])
     # every nn.Linear weight is stored in 1 byte instead of 4 (plus a scale and zero point per tensor)
     linear_weights = sum(m.weight.numel() for m in fitted.model.modules() if isinstance(m, torch.nn.Linear))
     assert fp32.size.param_bytes - int8.size.param_bytes >= 3 * linear_weights - 64
     rows = slice(0, 64)
     got, want = int8.predict(*int8.stage(small.test, rows)), fp32.predict(*fp32.stage(small.test, rows))
     assert np.corrcoef(got, want)[0, 1] > 0.99, "int8 scores track fp32's"
+
+
+def test_ort_static_int8_is_calibrated_on_training_rows_and_runs_int8_kernels(small, tmp_path) -> None:
+    from costbench.runtimes import get_runtime
+    from costbench.runtimes.onnx_int8 import CALIBRATION_ROWS
+
+    fitted = _fitted("mlp", small)
+    fp32 = get_runtime("onnxruntime").serve(copy.deepcopy(fitted), small, TrialConfig(), CPU)
+    cfg = TrialConfig(precision="int8", quantize=QuantizeConfig(scheme="ort_static"))
+    int8 = get_runtime("onnxruntime").serve(fitted, small, cfg, CPU)
+    info = int8.info
+    assert info["scheme"] == "ort_static" and info["calibration_split"] == "train"
+    assert info["calibration_rows"] == min(CALIBRATION_ROWS, len(small.train))
+    assert info["quantized_ops"]["QuantizeLinear"] >= 2 and "DynamicQuantizeLinear" not in info["quantized_ops"]
+    rows = slice(0, 64)
+    got, want = int8.predict(*int8.stage(small.test, rows)), fp32.predict(*fp32.stage(small.test, rows))
+    assert np.corrcoef(got, want)[0, 1] > 0.99, "static int8 scores track fp32's"
+
+
+def test_calibration_rows_are_a_seeded_sample_of_the_training_rows() -> None:
+    from costbench.runtimes.onnx_int8 import calibration_rows
+
+    rows = calibration_rows(10_000, 512)
+    assert len(rows) == 512 == len(set(rows.tolist())) and int(rows.max()) < 10_000
+    assert torch.equal(rows, calibration_rows(10_000, 512)) and len(calibration_rows(100, 512)) == 100
 
 
 def test_an_export_failure_is_a_skip_with_the_reason(small, monkeypatch) -> None:

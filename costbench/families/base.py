@@ -73,6 +73,7 @@ class Served:
     info: dict[str, Any] = field(default_factory=dict)
     prepare_seconds: float = 0.0  # quantizing / converting, counted as training cost
     compile_seconds: float = 0.0  # compiling for serving, kept out of both training and latency
+    flops_per_row: int | None = None  # the forward's matrix-product FLOPs per row (costbench.flops); None: uncounted
 
 
 class Family(ABC):

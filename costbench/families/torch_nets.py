@@ -21,6 +21,7 @@ from costbench.compress.prune import PRUNABLE_FAMILIES, structured_prune
 from costbench.data import PreparedData
 from costbench.errors import TrialSkipped
 from costbench.families.base import Family, FitSummary, Fitted, Progress, Served
+from costbench.flops import forward_flops
 from costbench.model_presets import resolve_hparams
 from costbench.models import build_model, count_params
 from costbench.precision import get_policy
@@ -87,7 +88,9 @@ class TorchFamily(Family):
                       uncompressed=fitted)
 
     def prepare(self, fitted: Fitted, data: PreparedData, cfg: TrialConfig, device: torch.device) -> Served:
-        return get_runtime(cfg.serve.runtime).serve(fitted, data, cfg, device)
+        flops = forward_flops(fitted.model)  # before serving: int8 replaces the layers' weights in place
+        return dataclasses.replace(get_runtime(cfg.serve.runtime).serve(fitted, data, cfg, device),
+                                   flops_per_row=flops)
 
 
 def family(name: str) -> TorchFamily:

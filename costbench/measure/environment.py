@@ -143,11 +143,17 @@ def collect_environment() -> dict[str, Any]:
 def trial_environment() -> dict[str, Any]:
     """The environment as a trial process sees it, collected inside that process: the machine, software
     and the threads in effect (the resource plan applied). Host-stable fields only, so equal machines
-    give equal ``env_id``s; run-specific facts (pid, times) stay in the record."""
+    give equal ``env_id``s; run-specific facts (pid, times) stay in the record. ``gemm_peak`` is the CPU's
+    matrix-multiply peak on the trial's threads (``roofline``), measured once and cached, so trials of a
+    sweep share it (and their ``env_id``)."""
+    from costbench.measure.roofline import cached_gemm_peaks
+
     env = dict(collect_environment())
     env.pop("python_executable", None)
-    env.update(thread_settings=thread_settings(), torch_threads=thread_settings()["torch_threads"],
-               torch_interop_threads=thread_settings()["torch_interop_threads"], governor=cpu_governor())
+    threads = thread_settings()
+    env.update(thread_settings=threads, torch_threads=threads["torch_threads"],
+               torch_interop_threads=threads["torch_interop_threads"], governor=cpu_governor(),
+               gemm_peak=cached_gemm_peaks(threads["torch_threads"]))
     return env
 
 

@@ -33,6 +33,17 @@ def _threads(env: dict[str, Any]) -> str:
     return f"{threads} torch thread(s) per trial" if threads else ""
 
 
+def _gemm_peak(env: dict[str, Any]) -> str:
+    peak = env.get("gemm_peak") if isinstance(env.get("gemm_peak"), dict) else {}
+    shown = []
+    for precision, unit in (("fp32", "GFLOP/s"), ("int8", "GOP/s")):
+        found = peak.get(precision) if isinstance(peak.get(precision), dict) else {}
+        if isinstance(found.get("gflops"), (int, float)):
+            shown.append(f"{precision} {found['gflops']:,.0f} {unit} ({found.get('kernel')})")
+    threads = f" on {peak['threads']} thread(s)" if peak.get("threads") else ""
+    return f"GEMM peak {', '.join(shown)}{threads}" if shown else ""
+
+
 def _versions(env: dict[str, Any]) -> str:
     versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
     shown = [f"{name} {versions[name]}" for name in VERSIONS if versions.get(name)]
@@ -58,7 +69,7 @@ def machine_lines(report: Report) -> list[str]:
     if not report.environments:
         return [*lines, "machine: not recorded in this run directory"]
     for key, env in report.environments.items():
-        parts = [p for p in (_cpu(env), _gpus(env), _threads(env), _versions(env)) if p]
+        parts = [p for p in (_cpu(env), _gpus(env), _threads(env), _gemm_peak(env), _versions(env)) if p]
         used = f" ({counts[key]} trial(s))" if key in counts and len(report.environments) > 1 else ""
         name = "environment.json" if key.endswith(".json") else f"environment {key}"
         host = f" on {env['host']}" if env.get("host") else ""

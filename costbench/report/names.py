@@ -19,6 +19,8 @@ DISPLAY: dict[str, tuple[str, str, str, float]] = {
     "p99_ms": ("p99", "p99", "ms", 1.0),
     "p99_upper_ms": ("p99 upper", "p99 up", "ms", 1.0),
     "throughput": ("throughput", "rows/s", "rows/s", 1.0),
+    "gflops": ("achieved", "GFLOP/s", "GFLOP/s", 1.0),
+    "flops_efficiency": ("of GEMM peak", "% peak", "%", 100.0),
     "train_cost_usd": ("train cost", "train $", "$", 1.0),
     "serve_cost_per_million_usd": ("serving", "$/M", "$ per million", 1.0),
     "train_seconds": ("train time", "train s", "s", 1.0),

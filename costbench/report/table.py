@@ -22,6 +22,7 @@ from costbench.report.ranking import interval_names
 from costbench.report.rows import Row
 
 HEADLINE = ("auc_delta_vs_fp32", "p99_ms", "serve_cost_per_million_usd", "model_train_mem_mb", "model_bytes")
+ROOFLINE = ("gflops", "flops_efficiency")
 FOLDING_WIDTH = 12  # the least width given to free text (flags, notes) before other columns give way
 RANK_LEGEND = "rank 1 = Pareto front; = marks a tie (identical objectives); * marks the recommended pick"
 FREE_TEXT = ("flags", "note", "why not ranked", "reason", "compression")
@@ -74,10 +75,24 @@ def rank_label(row: Row) -> str:
 
 
 def metric_columns(report: Report) -> list[str]:
-    """Objectives first, then the headline metrics they leave out that some row has."""
+    """Objectives first, then the headline metrics they leave out that some row has, then the roofline."""
     names = [o.metric for o in report.objectives]
-    return names + [m for m in HEADLINE if m not in names
-                    and any(r.metrics.get(m) is not None for r in report.rows)]
+    names += [m for m in HEADLINE if m not in names and any(r.metrics.get(m) is not None for r in report.rows)]
+    return names + [m for m in roofline_columns(report) if m not in names]
+
+
+def roofline_columns(report: Report) -> list[str]:
+    """Achieved GFLOP/s and the fraction of the GEMM peak, at the headline batch size when it has them (>= 64),
+    else at the largest batch size that has them."""
+    have = {name for r in report.rows for name, v in r.metrics.items() if v is not None}
+    shown = []
+    for base in ROOFLINE:
+        batches = [int(b) for name in have for stem, _, b in [name.partition("@")] if stem == base and b.isdigit()]
+        if base in have:
+            shown.append(base)
+        elif batches:
+            shown.append(f"{base}@{max(batches)}")
+    return shown
 
 
 def _value_cell(row: Row, metric: str, fmt: Callable[[float | None], str], intervals: bool) -> str:

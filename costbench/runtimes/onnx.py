@@ -6,9 +6,9 @@
   dropped from the graph by the exporter; ``stage`` feeds only those the graph declares.
 - Session: ``ort_session.make_session``, shared with the tree families (CPU or CUDA provider, threads from
   the resource plan).
-- int8: ``quantize.scheme: ort_dynamic`` is ONNX Runtime's own dynamic quantization
-  (``onnxruntime.quantization.quantize_dynamic``, int8 weights, activations quantized per call), applied to
-  the exported graph; torch's and torchao's schemes are never mixed in. bf16 and fp16 are skipped.
+- int8: ``quantize.scheme: ort_dynamic`` or ``ort_static`` is ONNX Runtime's own quantization of the
+  exported graph (``onnx_int8``: dynamic, or static QDQ calibrated on training rows); torch's and torchao's
+  schemes are never mixed in. bf16 and fp16 are skipped.
 
 Export time (and quantization) is ``prepare_seconds`` (counted with training), session creation (graph
 optimisation) is ``compile_seconds``, kept out of latency. An export that fails is a skip with the reason;
@@ -18,12 +18,8 @@ a session that cannot be built fails the trial with ONNX Runtime's message.
 from __future__ import annotations
 
 import io
-import logging
-import tempfile
 import time
 import warnings
-from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,15 +29,13 @@ from costbench.data import PreparedData, Split
 from costbench.errors import TrialSkipped, first_line
 from costbench.families.base import Fitted, ModelSize, Served
 from costbench.precision import get_policy
-from costbench.runtimes import Runtime
+from costbench.runtimes import Runtime, onnx_int8
 from costbench.runtimes.ort_session import INSTALL, make_session, missing_packages, session_info
 from costbench.spec import TrialConfig
 
 INPUT_NAMES = ("numeric", "categorical", "items", "item_categories")
 OUTPUT_NAME = "logit"
 OPSET = 17
-QUANTIZED_OPS = ("MatMulInteger", "DynamicQuantizeLinear", "ConvInteger")
-FLOAT_MATMUL_OPS = ("MatMul", "Gemm")
 
 
 class OnnxRuntime(Runtime):
@@ -52,12 +46,13 @@ class OnnxRuntime(Runtime):
         if missing:
             return f"serve.runtime onnxruntime needs {' and '.join(missing)}: {INSTALL}"
         if cfg.precision in ("bf16", "fp16"):
-            return (f"serve.runtime onnxruntime serves fp32 and int8 (quantize.scheme ort_dynamic) only: a "
+            return (f"serve.runtime onnxruntime serves fp32 and int8 (quantize.scheme ort_dynamic or ort_static) "
+                    f"only: a "
                     f"{cfg.precision} graph is not built here (ONNX Runtime's CPU provider lacks "
                     f"{cfg.precision} kernels for these layers)")
-        if cfg.precision == "int8" and cfg.quantize.scheme != "ort_dynamic":
+        if cfg.precision == "int8" and cfg.quantize.scheme not in onnx_int8.SCHEMES:
             return (f"int8 {cfg.quantize.scheme} is a torch/torchao scheme; under serve.runtime onnxruntime "
-                    "write quantize.scheme: ort_dynamic")
+                    "write quantize.scheme: ort_dynamic or ort_static")
         if device.type == "cuda":
             import onnxruntime as ort
 
@@ -65,8 +60,9 @@ class OnnxRuntime(Runtime):
                 return (f"serve.runtime onnxruntime on {device}: this onnxruntime build has no CUDA execution "
                         f"provider (has {', '.join(ort.get_available_providers())}); pip install onnxruntime-gpu")
             if cfg.precision == "int8":
-                return ("int8 ort_dynamic on CUDA: ONNX Runtime's dynamic quantization ops (MatMulInteger, "
-                        "DynamicQuantizeLinear) run on the CPU provider only, so the figure would not be the GPU's")
+                return (f"int8 {cfg.quantize.scheme} on CUDA: ONNX Runtime's int8 operators (MatMulInteger, "
+                        "DynamicQuantizeLinear, QLinearMatMul) run on the CPU provider only, so the figure would "
+                        "not be the GPU's")
         # training is fp32 for fp32 and int8 alike: the fp32 policy's probe checks that it runs
         return get_policy("fp32").skip_reason(device, family, cfg.quantize)
 
@@ -80,12 +76,16 @@ class OnnxRuntime(Runtime):
                                 "export_seconds": export_seconds, "quantize_seconds": 0.0, "opset": OPSET,
                                 "compiled": False, "notes": []}
         if cfg.precision == "int8":
-            start = time.perf_counter()
-            graph = quantize_dynamic_int8(graph)
-            info.update(scheme="ort_dynamic", dtype="int8", quantize_seconds=time.perf_counter() - start,
-                        **quantized_op_counts(graph))
+            scheme, start = cfg.quantize.scheme, time.perf_counter()
+            calibration = _calibration_feeds(graph, data.train) if scheme == "ort_static" else None
+            graph = onnx_int8.quantize_int8(graph, scheme, calibration)
+            info.update(scheme=scheme, dtype="int8", quantize_seconds=time.perf_counter() - start,
+                        **onnx_int8.quantized_op_counts(graph))
+            if calibration:
+                info["calibration_rows"] = sum(len(next(iter(f.values()))) for f in calibration)
+                info["calibration_split"] = "train"
             if not info["quantized_ops"]:
-                raise TrialSkipped("int8 ort_dynamic: ONNX Runtime quantized no operator of this graph")
+                raise TrialSkipped(f"int8 {scheme}: ONNX Runtime quantized no operator of this graph")
         start = time.perf_counter()
         session = make_session(graph, device)
         session_seconds = time.perf_counter() - start
@@ -117,36 +117,24 @@ def export_onnx(model: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> by
     return buffer.getvalue()
 
 
-def quantize_dynamic_int8(graph: bytes) -> bytes:
-    """``graph`` through ONNX Runtime's dynamic quantization: int8 weights, activations quantized per call."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "int8.onnx"
-        logging.disable(logging.WARNING)  # its root-logger advice to pre-process: shapes are static here
-        try:
-            quantize_dynamic(onnx.load_from_string(graph), out, weight_type=QuantType.QInt8)
-        finally:
-            logging.disable(logging.NOTSET)
-        return out.read_bytes()
-
-
-def quantized_op_counts(graph: bytes) -> dict[str, Any]:
-    """Which operators of ``graph`` run in int8 and which float matrix products are left."""
-    import onnx
-
-    ops = Counter(node.op_type for node in onnx.load_from_string(graph).graph.node)
-    return {"quantized_ops": {k: ops[k] for k in QUANTIZED_OPS if ops[k]},
-            "float_matmul_ops": {k: ops[k] for k in FLOAT_MATMUL_OPS if ops[k]}}
-
-
 def initializer_bytes(graph: bytes) -> int:
     """Bytes of the graph's weights (initializers) as stored: int8 weights count 1 byte each."""
     import onnx
     from onnx import numpy_helper
 
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load_from_string(graph).graph.initializer)
+
+
+def _calibration_feeds(graph: bytes, train: Split) -> list[dict[str, np.ndarray]]:
+    """Input feeds of ``CALIBRATION_BATCH`` rows each over ``onnx_int8.calibration_rows`` of the training split,
+    holding only the inputs the graph declares."""
+    import onnx
+
+    declared = {i.name for i in onnx.load_from_string(graph).graph.input}
+    tensors = dict(zip(INPUT_NAMES, train.inputs(), strict=True))
+    rows = onnx_int8.calibration_rows(len(train))
+    return [{name: np.ascontiguousarray(t[chunk].numpy()) for name, t in tensors.items() if name in declared}
+            for chunk in rows.split(onnx_int8.CALIBRATION_BATCH)]
 
 
 def _cpu_predict(session: Any, names: list[str]) -> tuple[Any, Any]:

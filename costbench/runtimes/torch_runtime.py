@@ -30,8 +30,9 @@ class TorchRuntime(Runtime):
         self.name, self.compile = name, name == "compile"
 
     def skip_reason(self, cfg: TrialConfig, device: torch.device, family: str) -> str | None:
-        if cfg.precision == "int8" and cfg.quantize.scheme == "ort_dynamic":
-            return (f"quantize.scheme ort_dynamic is ONNX Runtime's int8 and needs serve.runtime: onnxruntime; "
+        if cfg.precision == "int8" and cfg.quantize.scheme in ("ort_dynamic", "ort_static"):
+            return (f"quantize.scheme {cfg.quantize.scheme} is ONNX Runtime's int8 and needs serve.runtime: "
+                    f"onnxruntime; "
                     f"serve.runtime {self.name} quantizes with dynamic, weight_only or legacy_dynamic")
         return get_policy(cfg.precision).skip_reason(device, family, cfg.quantize)
 
