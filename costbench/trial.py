@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from costbench.errors import TrialSkipped
-from costbench.executors.base import LOCK_WAIT_PHASE
+from costbench.executors.base import LOCK_WAIT_PHASE, TEACHER_WAIT_PHASE
 from costbench.record import make_record, utc_now
 from costbench.spec import TrialConfig
 
@@ -97,7 +97,8 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
         from costbench.compress.teacher import obtain_teacher
 
         phase("teacher")
-        found.teacher = obtain_teacher(cfg, data, trial["data_id"], trial.get("cache_dir"), device, phase)
+        found.teacher = obtain_teacher(cfg, data, trial["data_id"], trial.get("cache_dir"), device, phase,
+                                       on_wait=lambda: phase(TEACHER_WAIT_PHASE), on_acquired=lambda: phase("teacher"))
         soft_targets = found.teacher.soft_targets(cfg.compress.distill)
         seed_everything(cfg.seed)  # the student starts alike whether its teacher was trained here or read
 

@@ -69,11 +69,14 @@ def teacher_id(cfg: TrialConfig, data_id: str) -> str:
 
 
 def obtain_teacher(cfg: TrialConfig, data: PreparedData, data_id: str, cache_dir: str | Path | None,
-                   device: torch.device, on_progress: Callable[[str], None]) -> Teacher:
+                   device: torch.device, on_progress: Callable[[str], None],
+                   on_wait: Callable[[], None] | None = None,
+                   on_acquired: Callable[[], None] | None = None) -> Teacher:
     """The trial's teacher: read from the cache folder, or trained now (and stored there for the others).
 
-    Without a cache folder every student trains its own teacher. Raises ``TrialSkipped`` when the teacher
-    cannot run here (its reason, prefixed ``teacher:``)."""
+    ``on_wait`` is called if another trial is training it (this one waits for its file), ``on_acquired``
+    when that wait ends. Without a cache folder every student trains its own teacher. Raises
+    ``TrialSkipped`` when the teacher cannot run here (its reason, prefixed ``teacher:``)."""
     distill = cfg.compress.distill
     assert distill is not None
     tid = teacher_id(cfg, data_id)
@@ -81,7 +84,7 @@ def obtain_teacher(cfg: TrialConfig, data: PreparedData, data_id: str, cache_dir
     if cache_dir is None:
         return build()
     teacher, hit = cached_file(Path(cache_dir), f"teacher-{tid}-x{distill.extra_rows}", FORMAT_VERSION, build,
-                               _payload, _from_payload, _payload_bytes)
+                               _payload, _from_payload, _payload_bytes, on_wait, on_acquired)
     teacher.cache_hit = hit
     return teacher
 

@@ -71,10 +71,12 @@ def load_or_build(cache_dir: Path, key: str, build: Callable[[], PreparedData]) 
 
 def cached_file(cache_dir: Path, stem: str, version: int, build: Callable[[], T],
                 to_payload: Callable[[T], dict[str, Any]], from_payload: Callable[[dict[str, Any]], T],
-                payload_bytes: Callable[[dict[str, Any]], int]) -> tuple[T, bool]:
+                payload_bytes: Callable[[dict[str, Any]], int], on_wait: Callable[[], None] | None = None,
+                on_acquired: Callable[[], None] | None = None) -> tuple[T, bool]:
     """``<stem>.pt`` in ``cache_dir``, or ``build()`` run once under ``<stem>.lock`` and written atomically:
-    a process arriving while another builds waits for it and reads its file. True on a hit. The payload
-    carries ``"format": version``; a file of another version, or unreadable, is built again.
+    a process arriving while another builds waits for it and reads its file (``on_wait`` is called when
+    it starts waiting, ``on_acquired`` when the wait ends). True on a hit. The payload carries
+    ``"format": version``; a file of another version, or unreadable, is built again.
 
     The data cache and the distillation teachers (``costbench.compress.teacher``) share it."""
     path = cache_dir / f"{stem}.pt"
@@ -96,7 +98,7 @@ def cached_file(cache_dir: Path, stem: str, version: int, build: Callable[[], T]
     except OSError as exc:
         raise UserError(f"cannot create the cache folder: {exc.strerror or exc}; pick another cache "
                         "folder", where=str(cache_dir)) from None
-    with _locked(cache_dir / f"{stem}.lock"):
+    with _locked(cache_dir / f"{stem}.lock", on_wait, on_acquired):
         value = load(path)  # another process may have built it while this one waited
         if value is not None:
             return value, True
@@ -108,14 +110,17 @@ def cached_file(cache_dir: Path, stem: str, version: int, build: Callable[[], T]
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, on_wait: Callable[[], None] | None = None,
+            on_acquired: Callable[[], None] | None = None) -> Iterator[None]:
     try:
         import fcntl
+
+        from costbench.locks import lock_exclusive
     except ImportError:  # no flock (Windows): two processes may both build; the atomic write keeps it safe
         yield
         return
     with path.open("a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        lock_exclusive(handle.fileno(), on_wait, on_acquired)
         try:
             yield
         finally:
