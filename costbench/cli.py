@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from costbench.compress.label import axis_label
 from costbench.errors import UserError, warn
 from costbench.store import DiskFull, no_space_error
 
@@ -136,7 +137,7 @@ def validate(
         table.add_column(axis)
     for trial in sweep.trials:
         repeat = [str(trial.repeat)] if sweep.spec.repeats > 1 else []
-        table.add_row(trial.id, *repeat, *(str(trial.axes.get(a, "")) for a in axes))
+        table.add_row(trial.id, *repeat, *(str(axis_label(a, trial.axes.get(a, ""))) for a in axes))
     console.print(table)
     if sweep.has_ranges and sweep.spec.search is not None:
         ranges = ", ".join(f"{k} {a.describe()}" for k, a in sweep.space.items() if isinstance(a, GridRange))

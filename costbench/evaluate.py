@@ -21,8 +21,14 @@ Stage = Callable[[Split, Any], tuple[Any, ...]]  # rows of a split -> the servin
 
 def predict_proba(fn: Callable[..., Any], split: Split, batch_size: int, device: torch.device,
                   stage: Stage | None = None) -> np.ndarray:
-    """Purchase probabilities for every row of ``split``, batch by batch; the sigmoid is taken on float32
-    logits so a half-precision model's scores are not rounded a second time. ``stage`` turns rows into
+    """Purchase probabilities for every row of ``split`` (see ``predict_logits``); the sigmoid is taken on
+    float32 logits so a half-precision model's scores are not rounded a second time."""
+    return torch.sigmoid(predict_logits(fn, split, batch_size, device, stage)).numpy().astype(np.float64)
+
+
+def predict_logits(fn: Callable[..., Any], split: Split, batch_size: int, device: torch.device,
+                   stage: Stage | None = None) -> torch.Tensor:
+    """float32 logits (on the CPU) for every row of ``split``, batch by batch. ``stage`` turns rows into
     the serving runtime's inputs (default: the torch tensors on ``device``); ``fn`` may return a torch
     tensor or a numpy array."""
     chunks = []
@@ -31,8 +37,8 @@ def predict_proba(fn: Callable[..., Any], split: Split, batch_size: int, device:
             rows = slice(start, start + batch_size)
             inputs = stage(split, rows) if stage else tuple(t.to(device, non_blocking=True)
                                                             for t in split.inputs(rows))
-            chunks.append(torch.sigmoid(torch.as_tensor(fn(*inputs)).float()).cpu())
-    return torch.cat(chunks).numpy().astype(np.float64)
+            chunks.append(torch.as_tensor(fn(*inputs)).float().cpu())
+    return torch.cat(chunks)
 
 
 def evaluate(fn: Callable[..., Any], data: PreparedData, cfg: EvalConfig, device: torch.device,

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Column
 from rich.text import Text
 
+from costbench.compress.label import axis_label
 from costbench.spec import Trial
 
 BAR_WIDTH = 16
@@ -27,7 +28,7 @@ FIXED_COLUMNS = 44  # spinner, bar, count, elapsed and ETA columns with their ga
 
 
 def describe_axes(axes: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in axes.items())
+    return " ".join(f"{k}={axis_label(k, v)}" for k, v in axes.items())
 
 
 class _OverallOnly(ProgressColumn):

@@ -63,6 +63,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "auc_delta_vs_fp32": ("", "max", "auc minus the auc of this trial's fp32 twin"),
     # size
     "params": ("", "min", "trainable parameters"),
+    "params_before_prune": ("", "min", "compress.prune: trainable parameters of the model before pruning"),
     "param_bytes": ("B", "min", "bytes of the served model's parameters and buffers"),
     "model_bytes": ("B", "min", "bytes of the serialised served model, as shipped"),
     # training cost
@@ -71,8 +72,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "train_seconds": ("s", "min", "wall-clock training time, quantization included"),
     "quantize_seconds": ("s", "min", "time spent quantizing the trained model"),
     "compile_seconds": ("s", "min", "time spent compiling the served model (not in latency)"),
-    "train_device_hours": ("h", "min", "device-hours held while training (cores or GPUs x hours)"),
-    "train_cost_usd": ("$", "min", "train_device_hours x the sweep's price table"),
+    "train_device_hours": ("h", "min", "device-hours held while training (cores or GPUs x hours), a distilled "
+                           "trial's teacher included"),
+    "train_cost_usd": ("$", "min", "train_device_hours x the sweep's price table; a distilled trial's includes "
+                       "all of its teacher's (teacher_cost_usd)"),
+    "own_train_cost_usd": ("$", "min", "a distilled trial's training cost without its teacher's"),
+    "teacher_cost_usd": ("$", "min", "compress.distill: training the teacher and labelling the rows it distils"),
+    "teacher_seconds": ("s", "min", "compress.distill: the teacher's training and labelling time"),
+    "teacher_auc": ("", "max", "compress.distill: the teacher's test AUC (fp32, eager)"),
     "train_samples_per_s": ("rows/s", "max", "training throughput"),
     "train_energy_j": ("J", "min", "energy used while training, where a hardware counter exists"),
     # memory
@@ -94,6 +101,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "p99_upper_ms": ("ms", "min", "conservative p99 by MLPerf's early-stopping rule"),
     "p99_ci_low_ms": ("ms", "min", "low end of the 95% interval of p99"),
     "p99_ci_high_ms": ("ms", "min", "high end of the 95% interval of p99"),
+    "p50_ms_before_prune": ("ms", "min", "compress.prune: p50_ms of the model before pruning, served and timed "
+                            "alike"),
+    "p99_ms_before_prune": ("ms", "min", "compress.prune: p99_ms of the model before pruning"),
     "mean_ms": ("ms", "min", "mean latency of one serving call"),
     "cold_ms": ("ms", "min", "the first (cold) serving call"),
     "throughput": ("rows/s", "max", "rows scored per second"),

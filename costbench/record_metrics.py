@@ -37,6 +37,8 @@ class TrialMeasurements:
     serve_cost: PhaseCost | None = None
     scenario: dict[str, Any] | None = None  # runtimes.loadgen.run_scenario's result
     gemm_peak: dict[str, Any] | None = None  # measure.roofline's peaks of the CPU the trial ran on
+    teacher: Any = None  # compress.teacher.Teacher of a distilled trial
+    latency_before_prune: dict[str, Any] | None = None  # compress.prune: measure_latency of the unpruned model
 
     @property
     def gpu_name(self) -> str | None:
@@ -64,6 +66,11 @@ def trial_metrics(m: TrialMeasurements) -> dict[str, Any]:
         metrics.update(_latency_metrics(m))
     if m.scenario is not None:
         metrics.update(_scenario_metrics(m))
+    if m.fit is not None and m.fit.uncompressed is not None:
+        metrics["params_before_prune"] = m.fit.uncompressed.params
+    if m.latency_before_prune is not None:
+        stats = m.latency_before_prune["batch_sizes"][str(m.cfg.serve.objective_batch_size)]
+        metrics.update({f"{name}_before_prune": stats[name] for name in ("p50_ms", "p99_ms")})
     return metrics
 
 
@@ -85,6 +92,26 @@ def _fit_metrics(m: TrialMeasurements) -> dict[str, Any]:
         "train_peak_reserved_mb": cost.peak_reserved_mb,
         "train_energy_j": cost.energy_j,
         **train_cost_usd(seconds, m.device, m.threads, m.gpu_name, m.cfg.prices),
+        **_teacher_metrics(m),
+    }
+
+
+def _teacher_metrics(m: TrialMeasurements) -> dict[str, Any]:
+    """A distilled trial's training cost holds all of its teacher's: the student cannot be had without it,
+    however many students of the sweep read the same cached teacher. ``own_train_cost_usd`` is without."""
+    if m.teacher is None:
+        return {}
+    info = m.teacher.info
+    own = train_cost_usd(m.fit_cost.seconds + (m.served.prepare_seconds if m.served is not None else 0.0),
+                         m.device, m.threads, m.gpu_name, m.cfg.prices)
+    teacher = train_cost_usd(info["seconds"], info["device"], info["threads"], info["gpu"], m.cfg.prices)
+    return {
+        "teacher_auc": info.get("auc"),
+        "teacher_seconds": info["seconds"],
+        "teacher_cost_usd": teacher["train_cost_usd"],
+        "own_train_cost_usd": own["train_cost_usd"],
+        "train_device_hours": own["train_device_hours"] + teacher["train_device_hours"],
+        "train_cost_usd": own["train_cost_usd"] + teacher["train_cost_usd"],
     }
 
 

@@ -35,7 +35,7 @@ def write_run_file(run_dir: Path, sweep: Sweep, trials: list[Trial], executor: d
         "description": spec.description,
         "sweep_file": "sweep.yaml",
         "trial_ids": [t.id for t in trials],
-        "axes": list(spec.grid),
+        "axes": list(dict.fromkeys([*spec.grid, *(key for point in spec.include for key in point)])),
         "objectives": list(spec.objectives),
         "repeats": spec.repeats,
         "search": None if spec.search is None else spec.search.model_dump(mode="json"),  # the report's hypervolume

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from costbench import metrics
 from costbench.budget import resolve_budget
+from costbench.compress.distill import SoftTargets
 from costbench.data import PreparedData
 from costbench.evaluate import predict_proba
 from costbench.models import count_params, set_output_bias
@@ -148,13 +149,14 @@ class BestState:
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
               loss_fn: nn.Module, autocast: Callable[[], AbstractContextManager], cfg: TrainConfig,
               n_train: int, scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> Callable[..., Tensor]:
-    """One optimisation step on a batch; returns the batch's data loss (without the L2 penalty)."""
+    """One optimisation step on a batch; returns the batch's data loss (without the L2 penalty).
+    ``targets`` are ``loss_fn``'s arguments after the logits: the label, or distillation's soft targets."""
     penalty = getattr(model, "l2_penalty", None)
 
-    def step(inputs: tuple[Tensor, ...], label: Tensor) -> Tensor:
+    def step(inputs: tuple[Tensor, ...], targets: tuple[Tensor, ...]) -> Tensor:
         with autocast():
             logits = model(*inputs)
-        loss = loss_fn(logits.float(), label)
+        loss = loss_fn(logits.float(), *targets)
         total = loss + penalty() / n_train if penalty is not None else loss
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
@@ -180,20 +182,29 @@ def train_model(
     grad_scaler: torch.amp.GradScaler | None,
     on_epoch: Callable[[int, int], None] | None = None,
     val_batch_size: int = VAL_BATCH_SIZE,
+    soft_targets: SoftTargets | None = None,
+    init_output_bias: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place and leave it (in eval mode) holding its best-on-validation weights.
 
     ``on_epoch(epoch, max_epochs)`` is called as each epoch starts. Raises NonFiniteLoss on a NaN/inf loss.
+    With ``soft_targets`` the loss is distillation's (``compress.distill``), over the training rows and
+    any extra teacher-labelled rows; ``init_output_bias=False`` keeps a trained model's bias (fine-tuning).
     """
     started = time.perf_counter()
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
-    n = len(data.train)
+    if soft_targets is None:
+        inputs, targets = data.train.inputs(), (data.train.label,)
+    else:
+        inputs, targets = soft_targets.rows(data.train)
+    n = len(targets[0])
     budget = resolve_budget(n, len(data.val), cfg)
     bs, spe = budget.batch_size, budget.steps_per_epoch
     model.to(device)
     log_odds = train_log_odds(data)
-    bias_set = set_output_bias(model, log_odds)
-    tensors = tuple(t.to(device) for t in (*data.train.inputs(), data.train.label))
+    bias_set = init_output_bias and set_output_bias(model, log_odds)
+    n_inputs = len(inputs)
+    tensors = tuple(t.to(device) for t in (*inputs, *targets))
     optimizer = make_optimizer(model, cfg, budget.lr)
     scheduler = None
     if cfg.schedule != "constant" or cfg.warmup_fraction > 0:
@@ -201,8 +212,8 @@ def train_model(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, cfg))
     pos_weight = None if data.pos_weight is None else torch.tensor(data.pos_weight, device=device)
     scaler = grad_scaler or torch.amp.GradScaler(device.type, enabled=False)
-    step = make_step(model, optimizer, scaler, nn.BCEWithLogitsLoss(pos_weight=pos_weight), autocast, cfg, n,
-                     scheduler)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight) if soft_targets is None else soft_targets.loss(pos_weight)
+    step = make_step(model, optimizer, scaler, loss_fn, autocast, cfg, n, scheduler)
 
     best, history = BestState(), []
     stopped, val_seconds, samples, epoch, done_steps = "max_epochs", 0.0, 0, 0, 0
@@ -231,9 +242,9 @@ def train_model(
         model.train()
         order = torch.randperm(n, device=device)
         for i in range(spe):
-            *inputs, label = (t[order[i * bs:(i + 1) * bs]] for t in tensors)
-            losses[pending] = step(tuple(inputs), label)
-            pending, done_steps, samples = pending + 1, done_steps + 1, samples + label.shape[0]
+            batch = tuple(t[order[i * bs:(i + 1) * bs]] for t in tensors)
+            losses[pending] = step(batch[:n_inputs], batch[n_inputs:])
+            pending, done_steps, samples = pending + 1, done_steps + 1, samples + batch[0].shape[0]
             if pending % FINITE_CHECK_EVERY == 0:
                 _check_finite(losses[pending - FINITE_CHECK_EVERY:pending], epoch, done_steps - FINITE_CHECK_EVERY + 1)
             if time.perf_counter() > deadline:

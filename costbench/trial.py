@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from costbench.errors import TrialSkipped
-from costbench.executors.base import LOCK_WAIT_PHASE
+from costbench.executors.base import LOCK_WAIT_PHASE, TEACHER_WAIT_PHASE
 from costbench.record import make_record, utc_now
 from costbench.spec import TrialConfig
 
@@ -92,9 +92,18 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     memory = PeakMemory(device)
     peak = cached_gemm_peaks() if device.type == "cpu" else None  # the environment's, cached in this process
     found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data, gemm_peak=peak)
+    soft_targets = None
+    if cfg.compress.distill is not None:  # outside the fit phase: the teacher's cost is its own figure
+        from costbench.compress.teacher import obtain_teacher
+
+        phase("teacher")
+        found.teacher = obtain_teacher(cfg, data, trial["data_id"], trial.get("cache_dir"), device, phase,
+                                       on_wait=lambda: phase(TEACHER_WAIT_PHASE), on_acquired=lambda: phase("teacher"))
+        soft_targets = found.teacher.soft_targets(cfg.compress.distill)
+        seed_everything(cfg.seed)  # the student starts alike whether its teacher was trained here or read
 
     with measure_phase(memory, device) as fit_cost:
-        fitted = family.fit(data, cfg, device, phase)
+        fitted = family.fit(data, cfg, device, phase, soft_targets)
     found.fit, found.fit_cost = fitted, fit_cost.result
     partial(trial_metrics(found))
 
@@ -113,6 +122,12 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                                         on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency"))
     found.serve_cost = serve_cost.result
     memory.close()
+    if fitted.uncompressed is not None:  # compress.prune: the model before pruning, served and timed alike
+        phase("latency before prune")
+        before = family.prepare(fitted.uncompressed, data, cfg, device)
+        found.latency_before_prune = measure_latency(
+            before.predict, data.test, cfg.serve, device, stage=before.stage,
+            on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("latency before prune"))
     if cfg.serve.scenario != "none":
         from costbench.measure.latency import latency_lock
         from costbench.runtimes.loadgen import run_scenario
@@ -137,5 +152,9 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
                    "serve": found.latency["energy_why_unavailable"]},
         "data": data.summary,
         "scenario": found.scenario,
+        "prune_latency": None if found.latency_before_prune is None else {
+            when: {b: {k: stats[k] for k in ("p50_ms", "p99_ms")} for b, stats in latency["batch_sizes"].items()}
+            for when, latency in (("before", found.latency_before_prune), ("after", found.latency))},
+        "teacher": None if found.teacher is None else {**found.teacher.info, "cache_hit": found.teacher.cache_hit},
     }
     return trial_metrics(found), details

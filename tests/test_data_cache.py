@@ -122,3 +122,36 @@ def test_without_a_cache_folder_nothing_is_written(tmp_path, monkeypatch):
     data = load.load_data(DataConfig(rows=3000), None)
     assert data.summary["cache"] is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_process_waiting_for_another_s_build_says_so_and_reads_its_file(tmp_path):
+    """The wait is announced (the executor stops the waiting trial's timeout clock) and ends in a hit."""
+    import threading
+
+    building, release, events = threading.Event(), threading.Event(), []
+
+    def slow_build() -> dict:
+        building.set()
+        release.wait(10)
+        return {"value": torch.tensor([1.0, 2.0])}
+
+    def other_build() -> dict:
+        raise AssertionError("the waiting side must read the first one's file, not build again")
+
+    def cached(build, **callbacks):
+        return cache.cached_file(tmp_path, "shared", 1, build, lambda v: {"format": 1, **v},
+                                 lambda p: {"value": p["value"]}, lambda p: 8, **callbacks)
+
+    first = threading.Thread(target=cached, args=(slow_build,))
+    first.start()
+    assert building.wait(10)
+    waiter_result = []
+    waiter = threading.Thread(target=lambda: waiter_result.append(cached(
+        other_build, on_wait=lambda: (events.append("wait"), release.set()),
+        on_acquired=lambda: events.append("acquired"))))
+    waiter.start()
+    waiter.join(20)
+    first.join(20)
+    assert events == ["wait", "acquired"]
+    value, hit = waiter_result[0]
+    assert hit and value["value"].tolist() == [1.0, 2.0]

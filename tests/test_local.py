@@ -140,3 +140,16 @@ def test_cancel_ends_running_trials_without_a_record_and_launches_no_more(tmp_pa
             executor.cancel()
     executor.close()
     assert [e.kind for e in seen if e.kind != "phase"] == ["started"]
+
+
+def test_waiting_for_a_teacher_another_trial_trains_stops_the_clock_like_the_latency_lock():
+    from costbench.executors.base import LOCK_WAIT_PHASE, TEACHER_WAIT_PHASE, LockWait
+
+    clock = LockWait()
+    assert clock.phase("teacher", 0.0) == 0.0 and not clock.waiting
+    clock.phase(TEACHER_WAIT_PHASE, 10.0)
+    assert clock.waiting
+    assert clock.phase("teacher", 12.5) == 2.5
+    clock.phase(LOCK_WAIT_PHASE, 20.0)
+    assert clock.phase("latency", 21.0) == 1.0
+    assert clock.total_s == 3.5 and not clock.waiting

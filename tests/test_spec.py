@@ -106,7 +106,7 @@ def test_data_paths_are_relative_to_the_sweep_file(tmp_path: Path) -> None:
 def test_trial_is_picklable_and_json_round_trips(tmp_path: Path) -> None:
     trial = load_sweep(write(tmp_path, BASE)).trials[0]
     assert pickle.loads(pickle.dumps(trial)) == trial
-    assert TrialConfig.model_validate(trial.to_json()["config"]).model_dump(mode="json") == trial.config
+    assert TrialConfig.model_validate(trial.to_json()["config"]).trial_dump() == trial.config
 
 
 def test_grid_over_nested_optional_key(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -36,6 +36,7 @@ SHARED_KEYS = ("source", "split", "class_weight", "oversample", "numeric_transfo
 TABULAR_KEYS = ("path", "label", "positive", "categorical", "numeric", "drop", "log1p", "test_path", "dedupe")
 SPLIT_FIELDS = ("numeric", "categorical", "items", "item_categories", "label", "true_prob")
 IDS = ("categorical", "items", "item_categories")  # int64 in memory, int32 on disk: half the bytes to write
+T = TypeVar("T")
 
 
 def file_digest(path: Path, source: str, key: str) -> str:
@@ -64,48 +65,75 @@ def cache_key(cfg: DataConfig) -> str:
 
 def load_or_build(cache_dir: Path, key: str, build: Callable[[], PreparedData]) -> tuple[PreparedData, bool]:
     """The cached entry for ``key``, or ``build()``'s result, stored. True when it came from the cache."""
-    path = cache_dir / f"data-{key}.pt"
-    data = _load(path)
-    if data is not None:
-        return data, True
+    return cached_file(cache_dir, f"data-{key}", FORMAT_VERSION, build, _to_payload, _from_payload,
+                       _payload_bytes)
+
+
+def cached_file(cache_dir: Path, stem: str, version: int, build: Callable[[], T],
+                to_payload: Callable[[T], dict[str, Any]], from_payload: Callable[[dict[str, Any]], T],
+                payload_bytes: Callable[[dict[str, Any]], int], on_wait: Callable[[], None] | None = None,
+                on_acquired: Callable[[], None] | None = None) -> tuple[T, bool]:
+    """``<stem>.pt`` in ``cache_dir``, or ``build()`` run once under ``<stem>.lock`` and written atomically:
+    a process arriving while another builds waits for it and reads its file (``on_wait`` is called when
+    it starts waiting, ``on_acquired`` when the wait ends). True on a hit. The payload carries
+    ``"format": version``; a file of another version, or unreadable, is built again.
+
+    The data cache and the distillation teachers (``costbench.compress.teacher``) share it."""
+    path = cache_dir / f"{stem}.pt"
+
+    def load(path: Path) -> T | None:
+        if not path.exists():
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return from_payload(payload) if payload.get("format") == version else None
+        except Exception:  # unreadable or from another version: build again and overwrite it
+            return None
+
+    value = load(path)
+    if value is not None:
+        return value, True
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create the data cache folder: {exc.strerror or exc}; pick another cache "
+        raise UserError(f"cannot create the cache folder: {exc.strerror or exc}; pick another cache "
                         "folder", where=str(cache_dir)) from None
-    with _locked(cache_dir / f"data-{key}.lock"):
-        data = _load(path)  # another process may have built it while this one waited
-        if data is not None:
-            return data, True
-        for stale in cache_dir.glob(f".data-{key}.*.tmp"):  # left by a process killed mid-write
+    with _locked(cache_dir / f"{stem}.lock", on_wait, on_acquired):
+        value = load(path)  # another process may have built it while this one waited
+        if value is not None:
+            return value, True
+        for stale in cache_dir.glob(f".{stem}.*.tmp"):  # left by a process killed mid-write
             stale.unlink(missing_ok=True)
-        data = build()
-        _save_atomic(_to_payload(data), path)
-    return data, False
+        value = build()
+        _save_atomic(to_payload(value), path, payload_bytes)
+    return value, False
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, on_wait: Callable[[], None] | None = None,
+            on_acquired: Callable[[], None] | None = None) -> Iterator[None]:
     try:
         import fcntl
+
+        from costbench.locks import lock_exclusive
     except ImportError:  # no flock (Windows): two processes may both build; the atomic write keeps it safe
         yield
         return
     with path.open("a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        lock_exclusive(handle.fileno(), on_wait, on_acquired)
         try:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _save_atomic(payload: dict[str, Any], path: Path) -> None:
+def _save_atomic(payload: dict[str, Any], path: Path, payload_bytes: Callable[[dict[str, Any]], int]) -> None:
     """Temp file + fsync + rename; a full disk leaves no temp file and raises ``DiskFull``."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     except OSError as exc:
         if no_space_error(exc):
-            raise DiskFull(path, _payload_bytes(payload), exc) from None
+            raise DiskFull(path, payload_bytes(payload), exc) from None
         raise
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -117,7 +145,7 @@ def _save_atomic(payload: dict[str, Any], path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         full = no_space_error(exc)  # torch.save raises a RuntimeError raised during the OSError
         if full is not None:
-            raise DiskFull(path, _payload_bytes(payload), full) from None
+            raise DiskFull(path, payload_bytes(payload), full) from None
         raise
 
 
@@ -127,32 +155,26 @@ def _payload_bytes(payload: dict[str, Any]) -> int:
                if t is not None)
 
 
-def _load(path: Path) -> PreparedData | None:
-    if not path.exists():
-        return None
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if payload.get("format") != FORMAT_VERSION:
-            return None
-        return _from_payload(payload)
-    except Exception:  # unreadable or from another version: prepare again and overwrite it
-        return None
+def pack_split(split: Split) -> dict[str, torch.Tensor | None]:
+    """A split as the tensors ``torch.save`` writes (ids as int32); ``unpack_split`` reverses it."""
+    return {f: _pack(f, getattr(split, f)) for f in SPLIT_FIELDS}
+
+
+def unpack_split(fields: dict[str, torch.Tensor | None]) -> Split:
+    return Split(**{f: t.to(torch.int64) if f in IDS and t is not None else t for f, t in fields.items()})
 
 
 def _to_payload(data: PreparedData) -> dict[str, Any]:
-    splits = {name: {f: _pack(f, getattr(getattr(data, name), f)) for f in SPLIT_FIELDS}
-              for name in ("train", "val", "test")}
+    splits = {name: pack_split(getattr(data, name)) for name in ("train", "val", "test")}
     return {"format": FORMAT_VERSION, "schema": dataclasses.asdict(data.schema), "splits": splits,
             "pos_weight": data.pos_weight, "bayes_auc": data.bayes_auc, "summary": data.summary}
 
 
 def _from_payload(payload: dict[str, Any]) -> PreparedData:
-    splits = {name: Split(**{f: t.to(torch.int64) if f in IDS else t for f, t in fields.items()})
-              for name, fields in payload["splits"].items()}
+    splits = {name: unpack_split(fields) for name, fields in payload["splits"].items()}
     return PreparedData(schema=Schema(**payload["schema"]), train=splits["train"], val=splits["val"],
                         test=splits["test"], pos_weight=payload["pos_weight"], bayes_auc=payload["bayes_auc"],
                         summary=payload["summary"])
-
 
 
 def _pack(field: str, tensor: torch.Tensor | None) -> torch.Tensor | None:

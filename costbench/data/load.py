@@ -73,17 +73,43 @@ def _check_synthetic(cfg: DataConfig) -> None:
                             "rows, too few to put some in each of train, val and test; raise data.rows")
 
 
+SYNTHETIC_COLUMNS = tabular.Columns(label=SYNTHETIC_LABEL, numeric=list(synthetic.NUMERIC),
+                                    boolean=list(synthetic.BOOLEAN), categorical=list(synthetic.CATEGORICAL),
+                                    log1p=list(synthetic.LOG1P))
+
+
+def _generate(cfg: DataConfig, rows: int, stream: int = 0) -> synthetic.SyntheticData:
+    return synthetic.generate(rows, positive_rate=cfg.positive_rate, noise=cfg.noise,
+                              sequence_length=cfg.sequence_length, n_items=cfg.n_items,
+                              n_categories=cfg.n_categories, seed=cfg.seed, stream=stream)
+
+
+def _synthetic_splits(cfg: DataConfig, gen: synthetic.SyntheticData) -> tuple[float, dict[str, np.ndarray]]:
+    val_share = tabular.resolve_val_share(cfg.split.val, int(gen.label.sum()))
+    return val_share, tabular.stratified_split(gen.label, {"val": val_share, "test": cfg.split.test},
+                                               cfg.split.seed)
+
+
+def extra_synthetic_rows(cfg: DataConfig, rows: int) -> Split:
+    """``rows`` fresh sessions of the shop ``cfg`` describes (generator stream 1, none of them a row of the
+    data itself), prepared with the preparation fitted on the data's own training split, so a model reads
+    them exactly like training rows. Distillation's teacher labels them; their drawn label is never read."""
+    _check_synthetic(cfg)
+    gen = _generate(cfg, cfg.rows)
+    _, splits = _synthetic_splits(cfg, gen)
+    preparer = Preparer(SYNTHETIC_COLUMNS, cfg.numeric_transform, cfg.rare_min_count).fit(
+        gen.frame().iloc[splits["train"]])
+    extra = _generate(cfg, rows, stream=1)
+    items = (extra.items, extra.item_categories) if cfg.sequence_length > 0 else (None, None)
+    return _to_split(preparer, extra.frame(), extra.label, np.arange(rows), *items, None)
+
+
 def _prepare_synthetic(cfg: DataConfig) -> PreparedData:
     _check_synthetic(cfg)
-    gen = synthetic.generate(cfg.rows, positive_rate=cfg.positive_rate, noise=cfg.noise,
-                             sequence_length=cfg.sequence_length, n_items=cfg.n_items,
-                             n_categories=cfg.n_categories, seed=cfg.seed)
+    gen = _generate(cfg, cfg.rows)
     frame = gen.frame()
-    columns = tabular.Columns(label=SYNTHETIC_LABEL, numeric=list(synthetic.NUMERIC),
-                              boolean=list(synthetic.BOOLEAN), categorical=list(synthetic.CATEGORICAL),
-                              log1p=list(synthetic.LOG1P))
-    val_share = tabular.resolve_val_share(cfg.split.val, int(gen.label.sum()))
-    splits = tabular.stratified_split(gen.label, {"val": val_share, "test": cfg.split.test}, cfg.split.seed)
+    columns = SYNTHETIC_COLUMNS
+    val_share, splits = _synthetic_splits(cfg, gen)
     sources = {name: (frame, gen.label, idx) for name, idx in splits.items()}
     has_seq = cfg.sequence_length > 0
     summary = {
@@ -136,18 +162,8 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
         summary["oversampled_rows"] = 0
 
     seq_len = 0 if items is None else items.shape[1]
-    splits: dict[str, Split] = {}
-    for name, (frame, label, idx) in sources.items():
-        numeric, categorical = preparer.transform(frame.iloc[idx])
-        if items is None or item_categories is None:
-            seq = seq_cat = torch.zeros((len(idx), 0), dtype=torch.int64)
-        else:
-            seq, seq_cat = torch.from_numpy(items[idx]), torch.from_numpy(item_categories[idx])
-        splits[name] = Split(
-            numeric=torch.from_numpy(numeric), categorical=torch.from_numpy(categorical), items=seq,
-            item_categories=seq_cat, label=torch.from_numpy(label[idx].astype(np.float32)),
-            true_prob=None if true_prob is None else torch.from_numpy(true_prob[idx].astype(np.float32)),
-        )
+    splits = {name: _to_split(preparer, frame, label, idx, items, item_categories, true_prob)
+              for name, (frame, label, idx) in sources.items()}
 
     train_pos = int(splits["train"].label.sum())
     pos_weight = ((len(splits["train"]) - train_pos) / train_pos) if cfg.class_weight == "balanced" else None
@@ -174,3 +190,19 @@ def _assemble(cfg: DataConfig, columns: tabular.Columns,
     })
     return PreparedData(schema=schema, train=splits["train"], val=splits["val"], test=splits["test"],
                         pos_weight=pos_weight, bayes_auc=bayes_auc, summary=summary)
+
+
+def _to_split(preparer: Preparer, frame: pd.DataFrame, label: np.ndarray, idx: np.ndarray,
+              items: np.ndarray | None, item_categories: np.ndarray | None,
+              true_prob: np.ndarray | None) -> Split:
+    """Rows ``idx`` of a frame (and of its sequences) as model tensors, through a fitted preparation."""
+    numeric, categorical = preparer.transform(frame.iloc[idx])
+    if items is None or item_categories is None:
+        seq = seq_cat = torch.zeros((len(idx), 0), dtype=torch.int64)
+    else:
+        seq, seq_cat = torch.from_numpy(items[idx]), torch.from_numpy(item_categories[idx])
+    return Split(
+        numeric=torch.from_numpy(numeric), categorical=torch.from_numpy(categorical), items=seq,
+        item_categories=seq_cat, label=torch.from_numpy(label[idx].astype(np.float32)),
+        true_prob=None if true_prob is None else torch.from_numpy(true_prob[idx].astype(np.float32)),
+    )

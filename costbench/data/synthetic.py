@@ -120,12 +120,17 @@ def check_config(n_items: int, n_categories: int) -> None:
 
 
 def generate(rows: int, *, positive_rate: float = 0.08, noise: float = 1.0, sequence_length: int = 20,
-             n_items: int = 5000, n_categories: int = 40, seed: int = 7) -> SyntheticData:
-    """Generate ``rows`` sessions; see the module docstring for how."""
+             n_items: int = 5000, n_categories: int = 40, seed: int = 7, stream: int = 0) -> SyntheticData:
+    """Generate ``rows`` sessions; see the module docstring for how. ``stream`` k > 0 draws other sessions
+    of the same shop (the world comes from ``seed`` alone): more rows of the same distribution, none of
+    them a row of stream 0 (the unlabelled rows distillation's teacher labels)."""
     check_config(n_items, n_categories)
     world_rng, session_rng, sequence_rng, label_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([GENERATOR_VERSION, seed]).spawn(4)
     )
+    if stream:
+        session_rng, sequence_rng, label_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence([GENERATOR_VERSION, seed, stream]).spawn(3))
     world = make_world(n_items, n_categories, world_rng)
     columns = draw_sessions(rows, world, session_rng)
     items, item_categories = draw_sequences(columns, world, sequence_length, sequence_rng)

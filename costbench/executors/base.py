@@ -18,6 +18,8 @@ TAIL_LINES = 12  # lines of traceback or output kept in a failed record
 # A trial reports this phase while it waits for a machine-wide lock (the latency lock); executors stop
 # its timeout clock until its next phase and record the wait as details.harness.lock_wait_s.
 LOCK_WAIT_PHASE = "waiting for latency lock"
+TEACHER_WAIT_PHASE = "waiting for the teacher"  # another trial trains the distillation teacher this one reads
+WAIT_PHASES = (LOCK_WAIT_PHASE, TEACHER_WAIT_PHASE)
 
 
 def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
@@ -30,8 +32,9 @@ def resolve_trial_fn(spec: str) -> Callable[..., dict[str, Any]]:
 
 @dataclass
 class LockWait:
-    """A trial's time waiting for the latency lock (``LOCK_WAIT_PHASE`` until its next phase): its
-    timeout clock stops meanwhile, and the total is recorded."""
+    """A trial's time waiting on another trial (a phase of ``WAIT_PHASES`` until its next phase: the
+    latency lock, or a teacher another trial is training): its timeout clock stops meanwhile, and the
+    total is recorded."""
 
     since: float | None = None  # monotonic, while waiting
     total_s: float = 0.0
@@ -43,7 +46,7 @@ class LockWait:
     def phase(self, phase: str, now: float) -> float:
         """Note the trial's new phase; returns the seconds of the wait it ended (0.0 if none)."""
         waited = self.stop(now)
-        if phase == LOCK_WAIT_PHASE:
+        if phase in WAIT_PHASES:
             self.since = now
         return waited
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costbench.spec import TrialConfig
+
+if TYPE_CHECKING:  # torch-free at import
+    from costbench.compress.distill import SoftTargets
 
 Progress = Callable[[str], None]  # "train 2/5", "tree 300/1000": shown by the live display
 
@@ -43,6 +46,7 @@ class Fitted:
     hparams: dict[str, Any]  # the resolved size preset and overrides
     params: int  # trainable parameters, or the tree families' node count
     summary: FitSummary
+    uncompressed: Fitted | None = None  # compress.prune: the trained model before pruning, to time beside it
 
 
 @dataclass
@@ -82,8 +86,10 @@ class Family(ABC):
         """Raise ``TrialSkipped`` with the reason when ``cfg`` cannot run honestly on ``device`` here."""
 
     @abstractmethod
-    def fit(self, data: Any, cfg: TrialConfig, device: Any, on_progress: Progress) -> Fitted:
-        """Train on ``data.train`` under ``cfg.train``'s budget, early-stopping on ``data.val`` only."""
+    def fit(self, data: Any, cfg: TrialConfig, device: Any, on_progress: Progress,
+            soft_targets: SoftTargets | None = None) -> Fitted:
+        """Train on ``data.train`` under ``cfg.train``'s budget, early-stopping on ``data.val`` only;
+        ``soft_targets``: a distillation teacher's (``compress.distill``), for a family ``check`` let through."""
 
     @abstractmethod
     def prepare(self, fitted: Fitted, data: Any, cfg: TrialConfig, device: Any) -> Served:

@@ -84,8 +84,15 @@ class TreeFamily(Family):
             raise TrialSkipped(f"device {device}: {NO_GPU_REASON[self.name]}")
         if cfg.serve.runtime == "onnxruntime" and (reason := trees_onnx.skip_reason(self.name, device)):
             raise TrialSkipped(reason)
+        if cfg.compress.distill is not None:
+            raise TrialSkipped(f"compress.distill trains a network student on a teacher's soft targets; {self.name} "
+                               "is not implemented as a student (a tree family can be the teacher)")
+        if cfg.compress.prune is not None:
+            raise TrialSkipped(f"compress.prune removes hidden units of a network; {self.name} has none (its size "
+                               "is model.size and model.params)")
 
-    def fit(self, data: PreparedData, cfg: TrialConfig, device: torch.device, on_progress: Progress) -> Fitted:
+    def fit(self, data: PreparedData, cfg: TrialConfig, device: torch.device, on_progress: Progress,
+            soft_targets: Any = None) -> Fitted:
         hparams = resolve_tree_hparams(self.name, cfg.model.size, cfg.model.params)
         layout = feature_layout(data.schema)
         x_train, x_val = feature_matrix(data.train), feature_matrix(data.val)

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from costbench.data import Split
+from costbench.locks import lock_exclusive
 from costbench.measure.energy import EnergyMeter
 from costbench.measure.environment import usable_cores
 from costbench.measure.stats import PERCENTILE_METHOD, early_stopping_percentile, percentiles
@@ -69,14 +70,7 @@ def latency_lock(path: Path | None = None, on_wait: Callable[[], None] | None = 
     # read-only + create: any user can lock a file another user created; flock needs no write access
     fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o666)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait:
-                on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if on_acquired:
-                on_acquired()
+        lock_exclusive(fd, on_wait, on_acquired)
         try:
             yield time.perf_counter() - start
         finally:

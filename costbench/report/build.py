@@ -18,6 +18,7 @@ import numpy as np
 from costbench.errors import UserError
 from costbench.pareto import DEFAULT_TIE_TOLERANCE, Objective, pick_rule
 from costbench.record import metric_unit
+from costbench.report.compression import cost_view_notes
 from costbench.report.filters import Condition, apply_where, check_name, group_value, parse_where
 from costbench.report.planner import Plan, parse_slo, parse_traffic, plan_serving
 from costbench.report.plots import Plot, plan_plots
@@ -165,8 +166,9 @@ def build_report(run_dir: str | Path, *, objectives: str | None = None, by: str 
     report.plots, plot_notes = plan_plots(shown, goals, report.suffix)
     if info.search is not None and not conditions:  # --where leaves out points the search ran
         report.search = search_curve(records, [r for r in shown if r.rank > 0], goals, info.search)
+    notes = memory_notes + plot_notes + invalid_notes(shown) + cost_view_notes(shown)
     report.summary = _summary(report, info, len(earlier) if all_records else 0, filtered, missing_objective,
-                              min_quality) + memory_notes + plot_notes + invalid_notes(shown)
+                              min_quality) + notes
     if rate is not None and slo_ms is not None:
         report.plans = plan_serving(report.front, rate, slo_ms, retrains_per_month)
         report.plan_title = (f"Serving plan: {traffic} (average {rate:,.1f} rows/s), p99 <= {slo_ms:g} ms, "

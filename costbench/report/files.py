@@ -20,7 +20,14 @@ from costbench.report.plots import write_plots
 from costbench.report.rows import flatten
 from costbench.report.search_view import HYPERVOLUME_CSV, HYPERVOLUME_PNG, PLOT_TITLE, curve_lines, write_curve
 from costbench.report.svg import scatter_svg
-from costbench.report.table import FREE_TEXT, RANK_LEGEND, TableData, plan_table, trials_table
+from costbench.report.table import (
+    FREE_TEXT,
+    RANK_LEGEND,
+    TableData,
+    compression_table,
+    plan_table,
+    trials_table,
+)
 from costbench.store import write_atomic, write_text_atomic
 
 TRIALS_CSV = "trials.csv"
@@ -125,6 +132,12 @@ def markdown_table(data: TableData) -> str:
     return "\n".join([line([escape(h) for h in data.headers]), line(["---"] * len(data.headers)), *body])
 
 
+COMPRESSION_LEGEND = ("scratch: the trial of this run with the same model shape and config, trained without "
+                      "compress (before prune AUC: the one of the shape before pruning); gap closed = (AUC - "
+                      "scratch AUC) / (teacher AUC - scratch AUC); train cost includes the teacher's; latency is "
+                      "p50 at the headline batch size, before prune measured in the same trial on the same runtime")
+
+
 def markdown(report: Report) -> str:
     headline, detail = decision(report)
     parts = [f"# costbench report: {report.name}", ""]
@@ -134,6 +147,8 @@ def markdown(report: Report) -> str:
     parts += [f"- warning: {w}" for w in report.warnings]
     table = trials_table(report)
     parts += ["", f"## {table.title}", "", RANK_LEGEND + "; front rows in bold.", "", markdown_table(table)]
+    if compressed := compression_table(report):
+        parts += ["", f"## {compressed.title}", "", COMPRESSION_LEGEND, "", markdown_table(compressed)]
     if report.not_ok:
         parts += ["", "## Failed and skipped trials", "", markdown_table(not_ok_table(report))]
     if report.earlier:
@@ -236,6 +251,8 @@ def html_page(report: Report, plots: dict[str, Path]) -> str:
     if others:
         parts += [f"<details><summary>The other {len(others)} trial(s), not on the front</summary>",
                   html_table(trials_table(report, others, title="Trials not on the front")), "</details>"]
+    if compressed := compression_table(report):
+        parts += [f"<h2>{esc(compressed.title)}</h2><p>{esc(COMPRESSION_LEGEND)}</p>", html_table(compressed)]
     if report.not_ok:
         parts += ["<h2>Failed and skipped trials</h2>", html_table(not_ok_table(report))]
     if report.earlier:

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from costbench.compress.label import axis_label
 from costbench.record import NOISY_DRIFT
 from costbench.spec import canonical_json
 
@@ -106,7 +107,8 @@ def aggregate(records: list[dict[str, Any]]) -> list[Row]:
             values = [float(v) for r in members if _is_number(v := (r.get("metrics") or {}).get(name))]
             means[name] = sum(values) / len(values) if values else None
             stds[name] = _sample_std(values)
-        rows.append(Row(id=first["id"], group=group, n=len(members), axes=dict(first.get("axes") or {}),
+        axes = {k: axis_label(k, v) for k, v in (first.get("axes") or {}).items()}
+        rows.append(Row(id=first["id"], group=group, n=len(members), axes=axes,
                         config=first.get("config") or {}, metrics=means, std=stds,
                         details=first.get("details") or {}, env_id=_text(first.get("env_id")),
                         data_id=_text(first.get("data_id")), proposed_by=_text(first.get("proposed_by"))))

@@ -15,6 +15,7 @@ from rich import box
 from rich.table import Table
 
 from costbench.report.build import Report
+from costbench.report.compression import comparisons
 from costbench.report.names import AXIS_HEADERS, axis_text, display, header, short_header
 from costbench.report.planner import Plan
 from costbench.report.ranking import interval_names
@@ -24,7 +25,7 @@ HEADLINE = ("auc_delta_vs_fp32", "p99_ms", "serve_cost_per_million_usd", "model_
 ROOFLINE = ("gflops", "flops_efficiency")
 FOLDING_WIDTH = 12  # the least width given to free text (flags, notes) before other columns give way
 RANK_LEGEND = "rank 1 = Pareto front; = marks a tie (identical objectives); * marks the recommended pick"
-FREE_TEXT = ("flags", "note", "why not ranked", "reason")
+FREE_TEXT = ("flags", "note", "why not ranked", "reason", "compression")
 
 @dataclass
 class TableData:
@@ -221,3 +222,44 @@ def to_rich(data: TableData, width: int) -> Table:
         style = "bold black on green" if pick else "bold green" if front else None
         table.add_row(*cells, style=style)
     return table
+
+
+def compression_table(report: Report) -> TableData | None:
+    """Each compressed trial beside its same-shape scratch model and its teacher (``report.compression``);
+    None when the run has no compressed trial. Latency is p50 at the headline batch size."""
+    found = comparisons(report.rows)
+    if not found:
+        return None
+    formats = {name: column_format(name, [r.metrics.get(name) for r in report.rows])
+               for name in ("auc", "train_cost_usd", "params", "p50_ms")}
+    teacher_cost = column_format("train_cost_usd", [c.row.metrics.get("teacher_cost_usd") for c in found])
+
+    def value(row: Row | None, metric: str) -> str:
+        return "n/a" if row is None else _value_cell(row, metric, formats[metric], intervals=False)
+
+    def signed(v: float | None) -> str:
+        return "n/a" if v is None else _no_negative_zero(f"{v:+.4f}")
+
+    headers = ["id", "compression", "model", "precision", "n", "AUC", "scratch", "scratch AUC", "AUC vs scratch",
+               "teacher", "teacher AUC", "AUC vs teacher", "gap closed", "before prune AUC", "train cost ($)",
+               "teacher cost ($)", "scratch train cost ($)", "params", "params before prune", "scratch params",
+               "p50 (ms)", "p50 before prune (ms)", "scratch p50 (ms)"]
+    cells = []
+    for c in found:
+        row, hp, m = c.row, c.row.details.get("hparams") or {}, c.row.metrics
+        model = f"{hp.get('family')} hidden {hp.get('hidden')} emb {hp.get('emb_dim')}" if "hidden" in hp \
+            else str(hp.get("family", ""))
+        cells.append([row.id, c.what, model, str(row.config.get("precision", "")), str(row.n), value(row, "auc"),
+                      c.scratch.id if c.scratch else "not in this run", value(c.scratch, "auc"),
+                      signed(c.auc_vs_scratch), c.teacher.id if c.teacher else "n/a",
+                      formats["auc"](m.get("teacher_auc")), signed(c.auc_vs_teacher),
+                      "n/a" if c.gap_closed is None else f"{c.gap_closed:.0%}", value(c.unpruned, "auc"),
+                      value(row, "train_cost_usd"), teacher_cost(m.get("teacher_cost_usd")),
+                      value(c.scratch, "train_cost_usd"), value(row, "params"),
+                      formats["params"](m.get("params_before_prune")), value(c.scratch, "params"),
+                      value(row, "p50_ms"), formats["p50_ms"](m.get("p50_ms_before_prune")),
+                      value(c.scratch, "p50_ms")])
+    return TableData(title="Compressed trials beside their references (same-shape scratch model, teacher)",
+                     headers=headers, cells=cells, front=[c.row.rank == 1 for c in found],
+                     pick=[c.row.pick for c in found],
+                     numeric=tuple(h for h in headers[4:] if h not in ("scratch", "teacher")))

@@ -207,7 +207,7 @@ def point_trials(spec: SweepSpec, point: dict[str, Any], path: Path, locator: Lo
 
 def _validate_point(config: dict[str, Any], path: Path, locator: Locator, where: str) -> dict[str, Any]:
     try:
-        return TrialConfig.model_validate(config).model_dump(mode="json")
+        return TrialConfig.model_validate(config).trial_dump()
     except ValidationError as exc:
         raise validation_error(exc, path, locator, TrialConfig, prefix=where) from None
 
@@ -215,6 +215,10 @@ def _validate_point(config: dict[str, Any], path: Path, locator: Locator, where:
 def _check_key(base: dict[str, Any], key: str, where: str) -> None:
     node: Any = base
     for i, part in enumerate(key.split(".")):
+        if node is None and i:
+            off = echo(".".join(key.split(".")[:i]))
+            raise UserError(f"'{echo(key)}' is inside {off}, which is off (null) in this sweep; set {off} at the "
+                            f"top level to sweep its keys, or make {off} itself the axis", where=where)
         if not isinstance(node, dict) or part not in node:
             options = sorted(node) if isinstance(node, dict) else []
             scope = echo(".".join(key.split(".")[:i])) or "the config"
@@ -238,9 +242,10 @@ def _assign(base: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _get(config: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key; None below a section that is off (``compress`` of an uncompressed trial)."""
     node: Any = config
     for part in key.split("."):
-        node = node[part]
+        node = node.get(part) if isinstance(node, dict) else None
     return node
 
 

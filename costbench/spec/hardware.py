@@ -24,16 +24,18 @@ def cuda_warnings(trials: list[Trial]) -> list[str]:
 
 
 def package_warnings(trials: list[Trial]) -> list[str]:
-    """One warning per model family whose library is not installed here (its trials will be skipped)."""
+    """One warning per model family whose library is not installed here (its trials, and the students it
+    would teach, will be skipped)."""
     import importlib.util
 
     from costbench.tree_presets import INSTALL_HINT, PACKAGES
 
     counts: dict[str, int] = {}
     for t in trials:
-        family = t.config["model"]["family"]
-        if family in PACKAGES:
-            counts[family] = counts.get(family, 0) + 1
+        teacher = ((t.config.get("compress") or {}).get("distill") or {}).get("teacher") or {}
+        for family in dict.fromkeys((t.config["model"]["family"], teacher.get("family"))):  # a teacher too
+            if family in PACKAGES:
+                counts[family] = counts.get(family, 0) + 1
     return [f"{n} {family} trial(s) need the {PACKAGES[family]} package, which is not installed: they will be "
             f"recorded as skipped; {INSTALL_HINT}"
             for family, n in counts.items() if importlib.util.find_spec(PACKAGES[family]) is None]

@@ -7,7 +7,7 @@ modules iterate over (``PRECISIONS``, ``FAMILIES``, ...) are read from those ann
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -42,10 +42,13 @@ MAX_NAME_LENGTH = 100  # the name becomes a directory name (results/<name>); fil
 MIN_CALLS_FOR_P99 = 662  # binomial early-stopping floor MLPerf LoadGen uses for a 99th percentile
 
 # The sections that define what one trial computes; they (and nothing else) are hashed into its id.
+# ``compress`` is left out of a trial's config while it is off, so the ids of uncompressed trials are the
+# ones they had before compression existed (see ``trial_dump``).
 TRIAL_SECTIONS = (
     "data", "model", "train", "eval", "serve", "precision", "quantize", "device", "threads", "prices",
-    "seed",
+    "seed", "compress",
 )
+PRUNE_METHODS: tuple[str, ...] = ("structured",)
 DEFAULT_OBJECTIVES = ["auc:max", "train_cost_usd:min", "p99_ms:min", "model_train_mem_mb:min"]
 
 
@@ -121,6 +124,7 @@ class ModelConfig(Section):
         "auto", description="numeric feature embeddings (Gorishniy et al. 2022); auto: piecewise for mlp and "
                             "dcn (measured: 0.009 from Bayes AUC vs 0.014 without), none for the others")
     params: dict[str, Any] = Field({}, description="a tree library's own hyperparameters, over the size preset")
+    where: ClassVar[str] = "model"  # the key path errors name
 
     @model_validator(mode="after")
     def _params_fit_family(self) -> ModelConfig:
@@ -130,8 +134,8 @@ class ModelConfig(Section):
         if self.family in TREE_FAMILIES:
             set_ = [k for k in ("hidden", "layers", "emb_dim", "heads", "dropout") if getattr(self, k) is not None]
             if set_:
-                raise ValueError(f"model.{set_[0]} shapes a network; '{self.family}' takes its own "
-                                 "hyperparameters under model.params")
+                raise ValueError(f"{self.where}.{set_[0]} shapes a network; '{self.family}' takes its own "
+                                 f"hyperparameters under {self.where}.params")
         return self
 
 
@@ -247,6 +251,64 @@ class ExecutorConfig(Section):
         return {"kind": value} if isinstance(value, str) else value
 
 
+class TeacherConfig(ModelConfig):
+    """The model a student is distilled from: model keys flat (``family``, ``size``, ``hidden``, ``params``
+    ...), its own ``train`` section and ``seed``. It shares the student's data, device and threads, trains
+    in fp32, and does not follow the student's ``train`` or ``seed``, so every student of a sweep that
+    names the same teacher reuses one trained teacher (its repeats included)."""
+
+    train: TrainConfig = TrainConfig()
+    seed: int = 0
+    where: ClassVar[str] = "compress.distill.teacher"
+
+
+class DistillConfig(Section):
+    """Knowledge distillation (Hinton et al. 2015) for a binary label; the loss is in compress/distill.py."""
+
+    teacher: TeacherConfig
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the labels; 1 - alpha weighs the teacher")
+    temperature: float = Field(1.0, gt=0, description="both logits are divided by it before the soft target")
+    extra_rows: int = Field(0, ge=0, le=10_000_000, description="unlabelled synthetic rows (same shop, fresh "
+                            "sessions) the teacher labels and the student also trains on; synthetic data only")
+
+
+class PruneConfig(Section):
+    """Structured pruning after training, then fine-tuning with the same loop (costbench/compress/prune.py)."""
+
+    amount: float = Field(gt=0, lt=1, description="share of the parameters to remove as whole units")
+    method: Literal["structured"] = Field("structured", description="whole hidden units and embedding "
+                                          "dimensions removed, the layers physically narrower")
+    finetune_epochs: int = Field(1, gt=0, description="epochs of training after the prune (same loop, same lr)")
+
+
+class CompressConfig(Section):
+    """Compression applied at training time; serving (precision, runtime) treats the result like any model."""
+
+    distill: DistillConfig | None = None
+    prune: PruneConfig | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.distill is not None or self.prune is not None
+
+
+def check_model_fits_data(model: ModelConfig, data: DataConfig) -> None:
+    """The model can be built on this data: a sequence family needs sequences; a network's preset resolves."""
+    if model.family in SEQUENCE_FAMILIES and not data.has_sequences:
+        why = (
+            "data.sequence_length is 0" if data.source == "synthetic"
+            else f"{data.source} data carries no session sequences"
+        )
+        raise ValueError(
+            f"{model.where} family '{model.family}' reads the session sequence, but {why}; use one of logreg, mlp, dcn"
+        )
+    from costbench.model_presets import resolve_hparams  # torch-free
+    from costbench.tree_presets import TREE_FAMILIES
+
+    if model.family not in TREE_FAMILIES:
+        resolve_hparams(model)
+
+
 class TrialConfig(Section):
     """Everything that defines one trial; its canonical JSON is hashed into the trial id."""
 
@@ -261,6 +323,7 @@ class TrialConfig(Section):
     threads: int | None = Field(None, gt=0)
     prices: PricesConfig = PricesConfig()
     seed: int = 0
+    compress: CompressConfig = CompressConfig()
 
     @field_validator("device")
     @classmethod
@@ -271,21 +334,22 @@ class TrialConfig(Section):
 
     @model_validator(mode="after")
     def _model_fits_data(self) -> TrialConfig:
-        if self.model.family in SEQUENCE_FAMILIES and not self.data.has_sequences:
-            why = (
-                "data.sequence_length is 0" if self.data.source == "synthetic"
-                else f"{self.data.source} data carries no session sequences"
-            )
-            raise ValueError(
-                f"model family '{self.model.family}' reads the session sequence, but {why}; "
-                f"use one of logreg, mlp, dcn"
-            )
-        from costbench.model_presets import resolve_hparams  # torch-free
-        from costbench.tree_presets import TREE_FAMILIES
-
-        if self.model.family not in TREE_FAMILIES:
-            resolve_hparams(self.model)
+        check_model_fits_data(self.model, self.data)
+        distill = self.compress.distill
+        if distill is not None:
+            check_model_fits_data(distill.teacher, self.data)
+            if distill.extra_rows and self.data.source != "synthetic":
+                raise ValueError(f"compress.distill.extra_rows needs synthetic data (it draws fresh sessions of "
+                                 f"the same shop); {self.data.source} data has no unlabelled rows to draw: set it "
+                                 "to 0")
         return self
+
+    def trial_dump(self) -> dict[str, Any]:
+        """The JSON config hashed into the trial id; ``compress`` only when it is on (stable old ids)."""
+        dump = self.model_dump(mode="json")
+        if not self.compress.active:
+            del dump["compress"]
+        return dump
 
 
 SamplerName = Literal["tpe", "nsga2", "random", "grid"]

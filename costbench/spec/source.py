@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -123,7 +123,9 @@ def validation_error(exc: ValidationError, path: Path, locator: Locator, model: 
 def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
     for part in loc:
         annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        sections = [a for a in (annotation, *get_args(annotation))  # an optional section: Section | None
+                    if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not sections:
             return []
-        model = annotation
+        model = sections[0]
     return list(model.model_fields)
