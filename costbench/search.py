@@ -64,6 +64,8 @@ def make_sampler(config: SearchConfig, choices: dict[str, list[Any]]) -> Any:
       that size, precision and batch size act together; both were clearly worse.
     - NSGA-II population a quarter of the budget (4 to 50): a budget of a few generations; larger
       populations were no better than random.
+    - Not GPSampler: over 40 seeds its worst case and its count under 90% were worse than TPE's, at
+      about a second per proposal (README, "How good is a search with a third of the points?").
     ``choices``: the categorical axes' values, for the grid sampler (ranges never reach it).
     """
     import optuna
