@@ -171,6 +171,7 @@ def test_repeats_are_averaged_with_std(tmp_path: Path) -> None:
     cells = dict(zip([r.id for r in report.rows], trials_table(report).cells, strict=True))
     assert cells[rows["s", "fp32"].id][5:8] == ["0.8550 ± 0.0071", "2 ± 0", "2.00 ± 0.00"]
     assert "mean over its repeats" in out
+    assert "except beside AUC in the trials table, where it is half the 95% interval" in out  # what ± means
 
 
 def test_missing_objective_value_is_left_out_and_counted(tmp_path: Path) -> None:

@@ -264,7 +264,9 @@ def _summary(report: Report, info: RunInfo, included_earlier: int, filtered: int
     if left:
         lines.append("left out of the front: " + ", ".join(left))
     if report.repeats:
-        lines.append("each row is the mean over its repeats (n); ± is the sample standard deviation")
+        lines.append("each row is the mean over its repeats (n); ± is the sample standard deviation over them, "
+                     "except beside AUC in the trials table, where it is half the 95% interval on the test rows "
+                     "(the repeats' mean interval)")
     lines.append("objectives: " + ", ".join(str(o) for o in report.objectives)
                  + (f"; one front per {report.by}" if report.by else ""))
     first = report.objectives[0].metric
