@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from costbench.cli import app
 from costbench.compress import teacher as teacher_module
 from costbench.compress.distill import DistillLoss, SoftTargets
-from costbench.data.load import extra_synthetic_rows, load_data
+from costbench.data.load import extra_synthetic_rows, load_data, synthetic_preparer
 from costbench.spec import DataConfig, TrialConfig, load_sweep
 from costbench.trial import run_trial
 
@@ -67,7 +67,8 @@ def test_distill_loss_matches_the_hand_computation() -> None:
 
 def test_extra_rows_follow_the_training_rows_without_a_label() -> None:
     data = load_data(DataConfig(rows=3000, sequence_length=4), None)
-    extra = extra_synthetic_rows(DataConfig(rows=3000, sequence_length=4), 500)
+    cfg = DataConfig(rows=3000, sequence_length=4)
+    extra = extra_synthetic_rows(cfg, 500, synthetic_preparer(cfg))
     targets = SoftTargets(train_logits=torch.zeros(len(data.train)), alpha=0.5, temperature=1.0, extra=extra,
                           extra_logits=torch.ones(500))
     inputs, (label, teacher_logits, labelled) = targets.rows(data.train)

@@ -10,7 +10,8 @@ its logits on them, its test AUC and what training and labelling it took. A seco
 while the first trains the teacher waits on the lock and reads the first one's file.
 
 The teacher's cost is its training plus the labelling of the rows it distils (extra rows generated
-included); scoring its test split is measurement, not cost.
+included, but not the refit of the data's own preparation they are prepared with); scoring its test
+split is measurement, not cost.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def obtain_teacher(cfg: TrialConfig, data: PreparedData, data_id: str, cache_dir
 def train_teacher(cfg: TrialConfig, data: PreparedData, device: torch.device, tid: str,
                   on_progress: Callable[[str], None]) -> Teacher:
     """Train, serve and score the teacher, then have it label the training rows and the extra ones."""
-    from costbench.data.load import extra_synthetic_rows
+    from costbench.data.load import extra_synthetic_rows, synthetic_preparer
     from costbench.evaluate import evaluate, predict_logits
     from costbench.families import get_family
     from costbench.train import seed_everything
@@ -113,10 +114,11 @@ def train_teacher(cfg: TrialConfig, data: PreparedData, device: torch.device, ti
     on_progress("teacher evaluate")
     quality = evaluate(served.predict, data, tcfg.eval, device, stage=served.stage)
     on_progress("teacher labels")
+    preparer = synthetic_preparer(tcfg.data) if distill.extra_rows else None  # the data's own, refitted: not a cost
     start = time.perf_counter()
     batch = tcfg.eval.batch_size
     train_logits = predict_logits(served.predict, data.train, batch, device, served.stage)
-    extra = extra_synthetic_rows(tcfg.data, distill.extra_rows) if distill.extra_rows else None
+    extra = extra_synthetic_rows(tcfg.data, distill.extra_rows, preparer) if preparer else None
     extra_logits = None if extra is None else predict_logits(served.predict, extra, batch, device, served.stage)
     label_seconds = time.perf_counter() - start
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None

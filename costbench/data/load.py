@@ -90,15 +90,19 @@ def _synthetic_splits(cfg: DataConfig, gen: synthetic.SyntheticData) -> tuple[fl
                                                cfg.split.seed)
 
 
-def extra_synthetic_rows(cfg: DataConfig, rows: int) -> Split:
-    """``rows`` fresh sessions of the shop ``cfg`` describes (generator stream 1, none of them a row of the
-    data itself), prepared with the preparation fitted on the data's own training split, so a model reads
-    them exactly like training rows. Distillation's teacher labels them; their drawn label is never read."""
+def synthetic_preparer(cfg: DataConfig) -> Preparer:
+    """The preparation fitted on the training split of the synthetic data ``cfg`` describes (the one
+    ``load_data`` fits), for preparing more rows of the same shop alike."""
     _check_synthetic(cfg)
     gen = _generate(cfg, cfg.rows)
     _, splits = _synthetic_splits(cfg, gen)
-    preparer = Preparer(SYNTHETIC_COLUMNS, cfg.numeric_transform, cfg.rare_min_count).fit(
-        gen.frame().iloc[splits["train"]])
+    return Preparer(SYNTHETIC_COLUMNS, cfg.numeric_transform, cfg.rare_min_count).fit(gen.frame().iloc[splits["train"]])
+
+
+def extra_synthetic_rows(cfg: DataConfig, rows: int, preparer: Preparer) -> Split:
+    """``rows`` fresh sessions of the shop ``cfg`` describes (generator stream 1, none of them a row of the
+    data itself), prepared with ``preparer`` (``synthetic_preparer(cfg)``), so a model reads them exactly
+    like training rows. Distillation's teacher labels them; their drawn label is never read."""
     extra = _generate(cfg, rows, stream=1)
     items = (extra.items, extra.item_categories) if cfg.sequence_length > 0 else (None, None)
     return _to_split(preparer, extra.frame(), extra.label, np.arange(rows), *items, None)
