@@ -166,12 +166,13 @@ def _peak_gflops(m: TrialMeasurements) -> float | None:
 def _scenario_metrics(m: TrialMeasurements) -> dict[str, Any]:
     """The LoadGen scenario's figure; a run LoadGen did not call VALID gives n/a, never its raw number."""
     assert m.scenario is not None
-    found, run = m.scenario, m.scenario["runs"][-1]
+    found = m.scenario
     if found["scenario"] == "server":
         qps = found["max_qps_at_slo"]
         return {"max_qps_at_slo": qps, "p99_at_slo_ms": found["p99_at_slo_ms"],
                 "serve_cost_per_million_at_slo_usd": serve_cost_per_million_usd(qps, m.device, m.threads,
                                                                                 m.gpu_name, m.cfg.prices)}
+    run = found["runs"][-1]  # offline / single stream: the last run is the one that counts
     if found["scenario"] == "offline":
         return {"offline_qps": run["samples_per_s"] if run["valid"] else None}
     return {"single_stream_p90_ms": run["p90_ms"] if run["valid"] else None}

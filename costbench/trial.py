@@ -90,7 +90,8 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     phase("data")
     data = load_data(cfg.data, trial.get("cache_dir"))
     memory = PeakMemory(device)
-    peak = cached_gemm_peaks() if device.type == "cpu" else None  # the environment's, cached in this process
+    peak = (cached_gemm_peaks(on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("data"))
+            if device.type == "cpu" else None)  # the environment's, cached in this process
     found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data, gemm_peak=peak)
     soft_targets = None
     if cfg.compress.distill is not None:  # outside the fit phase: the teacher's cost is its own figure

@@ -76,7 +76,7 @@ def test_the_environment_holds_the_peak_measured_once(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(roofline, "CACHE_DIR", tmp_path)
     monkeypatch.setattr(roofline, "gemm_peaks", counted)
-    roofline._cached.cache_clear()
+    roofline._MEASURED.clear()
     try:
         env = trial_environment()
         peak = env["gemm_peak"]
@@ -84,11 +84,11 @@ def test_the_environment_holds_the_peak_measured_once(tmp_path: Path, monkeypatc
         assert peak["fp32"]["kernel"] in peak["fp32"]["by_kernel"]
         assert any(name.startswith("torch.mm") for name in peak["fp32"]["by_kernel"])
         assert peak["fp32"]["gflops"] == max(peak["fp32"]["by_kernel"].values())
-        roofline._cached.cache_clear()  # a new process: reads the file, measures nothing
+        roofline._MEASURED.clear()  # a new process: reads the file, measures nothing
         assert trial_environment()["gemm_peak"] == peak and calls == [torch.get_num_threads()]
         assert len(list(tmp_path.glob("costbench-gemm-peak-*.json"))) == 1
     finally:
-        roofline._cached.cache_clear()
+        roofline._MEASURED.clear()
 
 
 def test_the_report_shows_efficiency_and_the_peak(tmp_path: Path) -> None:

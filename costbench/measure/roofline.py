@@ -26,7 +26,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +63,17 @@ def _measure(threads: int, size: int, repeats: int) -> dict[str, Any]:
         return peaks
 
 
-def cached_gemm_peaks(threads: int | None = None) -> dict[str, Any]:
-    """``gemm_peaks`` for these threads, measured once per host, CPU, threads and versions (a file cache)."""
+def cached_gemm_peaks(threads: int | None = None, on_wait: Callable[[], None] | None = None,
+                      on_acquired: Callable[[], None] | None = None) -> dict[str, Any]:
+    """``gemm_peaks`` for these threads, measured once per host, CPU, threads and versions (a file cache,
+    and in memory for the process). Measuring takes the latency lock: ``on_wait``/``on_acquired`` are
+    ``latency_lock``'s, so a trial waiting for it can stop its timeout clock."""
     import torch
 
-    return _cached(threads or torch.get_num_threads())
+    threads = threads or torch.get_num_threads()
+    if threads not in _MEASURED:
+        _MEASURED[threads] = _cached(threads, on_wait, on_acquired)
+    return _MEASURED[threads]
 
 
 def achieved_gflops(flops_per_row: int | None, batch: int, p50_ms: float | None) -> float | None:
@@ -85,8 +90,11 @@ def flops_efficiency(gflops: float | None, peak_gflops: float | None) -> float |
     return gflops / peak_gflops
 
 
-@cache
-def _cached(threads: int) -> dict[str, Any]:
+_MEASURED: dict[int, dict[str, Any]] = {}  # threads -> peaks, this process's copy of the file cache
+
+
+def _cached(threads: int, on_wait: Callable[[], None] | None,
+            on_acquired: Callable[[], None] | None) -> dict[str, Any]:
     from costbench.measure.latency import latency_lock
     from costbench.store import write_text_atomic
 
@@ -94,7 +102,7 @@ def _cached(threads: int) -> dict[str, Any]:
     found = _read(path)
     if found is not None:
         return found
-    with latency_lock():
+    with latency_lock(on_wait=on_wait, on_acquired=on_acquired):
         found = _read(path)  # another trial may have measured it while this one waited
         if found is None:
             load = os.getloadavg()[0]  # other work on the cores lowers a peak: a reader can see it here
