@@ -31,9 +31,10 @@ def run_trial(trial: dict[str, Any], on_phase: Callable[[str], None] | None = No
     started_at = utc_now()
     cfg = TrialConfig.model_validate(trial["config"])
     resources = apply_resources(trial.get("resources"), cfg)
-    environment = trial_environment()
+    phase = on_phase or (lambda _p: None)
+    environment = trial_environment(on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("environment"))
     try:
-        metrics, details = _run(trial, cfg, on_phase or (lambda _p: None), on_partial or (lambda _m: None))
+        metrics, details = _run(trial, cfg, phase, on_partial or (lambda _m: None))
     except TrialSkipped as exc:
         return make_record(trial, "skipped", reason=str(exc), started_at=started_at, resources=resources,
                            environment=environment)
@@ -90,8 +91,7 @@ def _run(trial: dict[str, Any], cfg: TrialConfig, phase: Callable[[str], None],
     phase("data")
     data = load_data(cfg.data, trial.get("cache_dir"))
     memory = PeakMemory(device)
-    peak = (cached_gemm_peaks(on_wait=lambda: phase(LOCK_WAIT_PHASE), on_acquired=lambda: phase("data"))
-            if device.type == "cpu" else None)  # the environment's, cached in this process
+    peak = cached_gemm_peaks() if device.type == "cpu" else None  # the environment's, cached in this process
     found = TrialMeasurements(cfg=cfg, device=device, threads=torch.get_num_threads(), data=data, gemm_peak=peak)
     soft_targets = None
     if cfg.compress.distill is not None:  # outside the fit phase: the teacher's cost is its own figure

@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -140,12 +141,14 @@ def collect_environment() -> dict[str, Any]:
     }
 
 
-def trial_environment() -> dict[str, Any]:
+def trial_environment(on_wait: Callable[[], None] | None = None,
+                      on_acquired: Callable[[], None] | None = None) -> dict[str, Any]:
     """The environment as a trial process sees it, collected inside that process: the machine, software
     and the threads in effect (the resource plan applied). Host-stable fields only, so equal machines
     give equal ``env_id``s; run-specific facts (pid, times) stay in the record. ``gemm_peak`` is the CPU's
     matrix-multiply peak on the trial's threads (``roofline``), measured once and cached, so trials of a
-    sweep share it (and their ``env_id``)."""
+    sweep share it (and their ``env_id``); measuring it takes the latency lock, whose ``on_wait`` /
+    ``on_acquired`` these are."""
     from costbench.measure.roofline import cached_gemm_peaks
 
     env = dict(collect_environment())
@@ -153,7 +156,7 @@ def trial_environment() -> dict[str, Any]:
     threads = thread_settings()
     env.update(thread_settings=threads, torch_threads=threads["torch_threads"],
                torch_interop_threads=threads["torch_interop_threads"], governor=cpu_governor(),
-               gemm_peak=cached_gemm_peaks(threads["torch_threads"]))
+               gemm_peak=cached_gemm_peaks(threads["torch_threads"], on_wait, on_acquired))
     return env
 
 
