@@ -98,8 +98,9 @@ def finite_points(space: dict[str, list[Any] | GridRange]) -> list[dict[str, Any
               else round((a.high - a.low) / (a.step or 1)) + 1 for a in space.values()]
     if None in counts or math.prod(c for c in counts if c is not None) > MAX_LISTED:
         return None
-    values = [a if not isinstance(a, GridRange) else [a.low + k * (a.step or 1) for k in range(count)]
-              for a, count in zip(space.values(), counts, strict=True) if count is not None]
+    # low + k * step clipped to high, as Optuna clips its proposals (0.1 + 3 * 0.2 is 0.7000000000000001)
+    values = [a if not isinstance(a, GridRange) else [min(a.high, a.low + k * (a.step or 1)) for k in range(count)]
+              for a, count in zip(space.values(), counts, strict=True)]
     return [dict(zip(space, combo, strict=True)) for combo in itertools.product(*values)]
 
 

@@ -149,3 +149,15 @@ def test_kill_9_mid_search_then_resume_loses_nothing_and_duplicates_nothing(tmp_
     records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert Counter(r["status"] for r in records) == {"ok": 5} and {r["proposed_by"] for r in records} == {"tpe"}
     assert all(1e-4 <= r["config"]["train"]["lr"] <= 1e-2 for r in records)
+
+
+def test_a_listed_float_range_ends_at_its_high_end_as_optuna_proposes_it() -> None:
+    """0.1 + 3 * 0.2 is 0.7000000000000001 in floats: listed so, the point would be outside the range and
+    never match Optuna's proposal (which Optuna clips to 0.7)."""
+    from costbench.search import finite_points
+    from costbench.spec.schema import GridRange
+
+    points = finite_points({"train.lr": GridRange(low=0.1, high=0.7, step=0.2), "model.size": ["xs", "s"]})
+    assert len(points) == 8
+    assert max(p["train.lr"] for p in points) == 0.7
+    assert all(0.1 <= p["train.lr"] <= 0.7 for p in points)
