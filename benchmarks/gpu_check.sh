@@ -9,24 +9,31 @@ set -uo pipefail
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/costbench-gpu}
 mkdir -p "$out"
+# What comes back is at most 8 files, from a command of at most 600 s: each stage is bounded by `timeout`
+# (a stage cut short keeps its records: the store is append-only) and packed into one <stage>.tgz with
+# its sweep and report output as soon as it ends, so 5 files come back whatever is cut.
+stage() {  # stage NAME SECONDS SWEEP_FILE [--set ...]: sweep, report, pack
+  local name=$1 limit=$2 sweep=$3
+  shift 3
+  timeout "$limit" python3 -m costbench sweep "$sweep" --out "$out/$name" "$@" > "$out/${name}_sweep.txt" 2>&1
+  python3 -m costbench report "$out/$name" --format markdown > "$out/${name}_report.txt" 2>&1
+  tail -n 40 "$out/${name}_report.txt"
+  tar czf "$out/$name.tgz" -C "$out" "$name" "${name}_sweep.txt" "${name}_report.txt" \
+    && rm -rf "${out:?}/$name" "$out/${name}_sweep.txt" "$out/${name}_report.txt"
+}
 python3 -m costbench env 2>&1 | tee "$out/env.txt"
-python3 -m pytest -q -m cuda tests/ 2>&1 | tee "$out/cuda_tests.txt"
-python3 -m costbench sweep sweeps/gpu-scale.yaml --out "$out/run" --trial-timeout 180 \
+timeout 90 python3 -m pytest -q -m cuda tests/ 2>&1 | tee "$out/cuda_tests.txt"
+stage run 150 sweeps/gpu-scale.yaml --trial-timeout 120 \
   --set data.rows=200000 --set train.epochs=2 --set 'grid.model.family=[mlp,transformer]' \
-  --set 'grid.model.size=[m,l]' --set 'grid.train.batch_size=[4096]' 2>&1 | tee "$out/sweep.txt"
-python3 -m costbench report "$out/run" --format markdown 2>&1 | tee "$out/report.txt"
+  --set 'grid.model.size=[m,l]' --set 'grid.train.batch_size=[4096]'
 # XGBoost (device="cuda") and CatBoost (task_type="GPU") GPU training; without their wheels on the image
 # (carry them like pydantic) the trials are skipped records naming `pip install "costbench[gbdt]"`.
-python3 -m costbench sweep sweeps/trees-vs-nets.yaml --out "$out/trees" --trial-timeout 180 --set device=cuda --set "exclude=[]" \
+stage trees 150 sweeps/trees-vs-nets.yaml --trial-timeout 120 --set device=cuda --set "exclude=[]" \
   --set data.rows=200000 --set threads=8 --set 'grid.model.family=[xgboost,catboost]' --set 'grid.model.size=[s,m]' \
-  --set 'grid.precision=[fp32]' 2>&1 | tee "$out/trees_sweep.txt"
-python3 -m costbench report "$out/trees" --format markdown 2>&1 | tee "$out/trees_report.txt"
+  --set 'grid.precision=[fp32]'
 # Serving on the GPU: eager against ONNX Runtime's CUDA provider (carry an onnxruntime-gpu wheel; with the
 # CPU-only onnxruntime the ORT trials are skipped records saying the provider is missing), each with the
 # LoadGen server scenario (carry mlcommons-loadgen), the highest QPS whose p99 meets the SLO.
-python3 -m costbench sweep sweeps/smoke.yaml --out "$out/serve" --trial-timeout 240 --set device=cuda \
+stage serve 150 sweeps/smoke.yaml --trial-timeout 120 --set device=cuda \
   --set data.rows=200000 --set 'grid.model.size=[s,m]' --set 'grid.precision=[fp32]' \
-  --set 'grid.serve.runtime=[eager,onnxruntime]' --set serve.scenario=server --set 'serve.batch_sizes=[1,256,4096]' \
-  2>&1 | tee "$out/serve_sweep.txt"
-python3 -m costbench report "$out/serve" --format markdown 2>&1 | tee "$out/serve_report.txt"
-tar czf "$out/gpu-scale-run.tgz" -C "$out" run trees serve && rm -rf "$out/run" "$out/trees" "$out/serve"  # at most 8 files come back
+  --set 'grid.serve.runtime=[eager,onnxruntime]' --set serve.scenario=server --set 'serve.batch_sizes=[1,256,4096]'

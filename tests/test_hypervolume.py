@@ -32,7 +32,8 @@ def test_3d_union_dominated_and_out_of_reference_points():
 
 
 def test_agrees_with_optunas_own_computation_on_random_fronts():
-    hv = pytest.importorskip("optuna._hypervolume")  # private to Optuna: a cross-check, not a dependency
+    # private to Optuna: a cross-check, not a dependency
+    hv = pytest.importorskip("optuna._hypervolume", reason='needs Optuna: pip install "costbench[search]"')
     import numpy as np
 
     rng = random.Random(3)
