@@ -22,8 +22,8 @@ LOG_SPAN = 10.0  # an objective (or a plotted cost) whose max / min exceeds this
 def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> float:
     """The volume dominated by ``points`` (minimisation) and bounded by ``ref``; points not below ``ref``
     on every axis add nothing."""
-    pts = sorted({tuple(p) for p in points if all(v < r for v, r in zip(p, ref, strict=True))},
-                 key=lambda p: p[-1])
+    pts = sorted(non_dominated({tuple(p) for p in points if all(v < r for v, r in zip(p, ref, strict=True))}),
+                 key=lambda p: p[-1])  # a dominated point adds nothing: dropping it keeps the recursion small
     if not pts:
         return 0.0
     if len(ref) == 1:
@@ -34,6 +34,16 @@ def hypervolume(points: Sequence[Sequence[float]], ref: Sequence[float]) -> floa
         if top > point[-1]:  # the slab between this point's last objective and the next one's
             volume += (top - point[-1]) * hypervolume([p[:-1] for p in pts[:i + 1]], ref[:-1])
     return volume
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """``a`` is no worse than ``b`` on every axis (minimisation): ``b`` adds no volume beside ``a``."""
+    return all(x <= y for x, y in zip(a, b, strict=True))
+
+
+def non_dominated(points: set[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The distinct points no other point dominates."""
+    return [p for p in points if not any(q != p and dominates(q, p) for q in points)]
 
 
 def log_scaled(axis: Sequence[float]) -> bool:

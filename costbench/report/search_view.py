@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from costbench.hypervolume import REFERENCE, hypervolume, log_scaled, normalise
+from costbench.hypervolume import REFERENCE, dominates, hypervolume, log_scaled, normalise
 from costbench.pareto import Objective
 from costbench.report.rows import Row
 from costbench.store import write_atomic, write_text_atomic
@@ -59,9 +59,12 @@ def search_curve(records: list[dict[str, Any]], rows: list[Row], objectives: lis
     seen: list[list[float]] = []
     volumes = []
     for group in order:
-        if group in scaled:
-            seen.append(scaled[group])
-        volumes.append(hypervolume(seen, ref))
+        point = scaled.get(group)
+        if point is not None and not any(dominates(q, point) for q in seen):  # else the volume is unchanged
+            seen.append(point)
+            volumes.append(hypervolume(seen, ref))
+        else:
+            volumes.append(volumes[-1] if volumes else 0.0)
     first: dict[str, Any] = {}
     for record in records:
         first.setdefault(str(record.get("group") or record.get("id")), record.get("proposed_by"))
