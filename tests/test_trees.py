@@ -252,3 +252,34 @@ def test_missing_converter_gives_a_skip_with_the_install_line(tmp_path: Path, mo
     assert record["status"] == "skipped"
     assert record["reason"] == ('serve.runtime onnxruntime for random_forest needs skl2onnx: '
                                 'pip install "costbench[serve]"')
+
+
+def test_lightgbm_stopped_by_the_time_budget_keeps_its_best_validation_round() -> None:
+    """The budget's stop must not keep the rounds after the best validation AUC (early stopping's rule)."""
+    pytest.importorskip("lightgbm", reason='needs LightGBM: pip install "costbench[gbdt]"')
+    import numpy as np
+
+    from costbench.families.trees import LightGBMFamily
+    from costbench.families.trees_features import FeatureLayout
+    from costbench.metrics import roc_auc
+
+    class StopAt:  # the time budget, spent after `rounds` rounds
+        def __init__(self, rounds: int) -> None:
+            self.rounds = rounds
+
+        def after_round(self, done: int) -> bool:
+            return done >= self.rounds
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 5)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(scale=2.0, size=1200) > 0).astype(np.float32)  # noisy: big trees overfit fast
+    layout = FeatureLayout(names=[f"f{i}" for i in range(5)], categorical=[], cardinalities=[])
+    train, val = (x[:800], y[:800], None), (x[800:], y[800:])
+    hparams = {"n_estimators": 500, "num_leaves": 63, "learning_rate": 0.3, "min_child_samples": 2}
+    model, rounds, best = LightGBMFamily("lightgbm").train(hparams, layout, train, val, threads=1, seed=0,
+                                                 device=torch.device("cpu"), patience=1000, budget=StopAt(120))
+    assert rounds >= 100 and best is not None and best < rounds  # stopped by the budget; it peaked earlier
+    served_auc = roc_auc(val[1], model.predict(val[0], raw_score=True))
+    every_round = [roc_auc(val[1], model.predict(val[0], raw_score=True, num_iteration=k))
+                   for k in range(1, model.num_trees() + 1)]
+    assert model.num_trees() == best and served_auc == pytest.approx(max(every_round))

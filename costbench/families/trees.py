@@ -189,8 +189,12 @@ class LightGBMFamily(TreeFamily):
         model.fit(x, y, sample_weight=w, **evals, eval_metric="auc", categorical_feature=layout.categorical,
                   callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False), callback])
         booster = model.booster_
-        rounds = len(model.evals_result_["valid_0"]["auc"])
-        best = model.best_iteration_ if 0 < model.best_iteration_ < rounds else None
+        aucs = model.evals_result_["valid_0"]["auc"]
+        rounds = len(aucs)
+        # the first round of best val AUC, as early stopping keeps; the time-budget callback's stop sets
+        # best_iteration_ to the last round, which would keep the rounds after the best
+        best_round = int(np.argmax(aucs)) + 1
+        best = best_round if best_round < rounds else None
         cut = lgb.Booster(model_str=booster.model_to_string(num_iteration=best or -1))
         return cut, rounds, best
 
@@ -304,7 +308,7 @@ class CatBoostFamily(TreeFamily):
 
 class RandomForestFamily(TreeFamily):
     model_format = "pickle (scikit-learn's own persistence)"
-    clip = 1e-6  # probabilities of exactly 0 or 1 (pure leaves) have no finite logit
+    clip = trees_onnx.CLIP  # probabilities of exactly 0 or 1 (pure leaves) have no finite logit; as under ORT
 
     def train(self, hparams, layout, train, val, *, threads, seed, device, patience, budget):
         from sklearn.ensemble import RandomForestClassifier
