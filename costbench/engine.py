@@ -107,6 +107,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
     _check_importable(trial_fn)
     check_data(sweep.trials, asked_by=sweep.where("data"))
     trials = with_data_cache(sweep.trials, run_dir / DATA_CACHE_DIR)
+    wanted = len(trials)  # the trials this sweep means to record
     with RunStore(run_dir) as store:
         if store.took_over_from:
             warn(stderr, f"took over the lock of a sweep that died "
@@ -144,13 +145,14 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
             if executor is not None:
                 executor.close()
         if search is not None:  # the sweep is the points searched, not the whole grid
+            wanted = search.target * sweep.spec.repeats  # a listed space smaller than n_trials has fewer
             trials = search.recorded_trials()
             write_run_file(run_dir, sweep, trials, settings)
         if executor is None:
             console.print("nothing to run: " + ("every trial of this sweep has a record" if search is None else
                           f"the search has its {search.target} point(s) recorded (raise --set search.n_trials=N "
                           "to go on)"), highlight=False)
-    status = _finish(sweep, trials, run_dir, options, outcome, console, stderr)
+    status = _finish(sweep, trials, wanted, run_dir, options, outcome, console, stderr)
     if tracker is not None:
         tracker.finish()  # every record again, now with its Pareto rank, and the report files
     return status
@@ -492,9 +494,10 @@ def _handling(signums: tuple[int, ...], handler: Any) -> Iterator[None]:
             signal.signal(signum, old)
 
 
-def _finish(sweep: Sweep, trials: list[Trial], run_dir: Path, options: SweepOptions, outcome: _Outcome,
-            console: Console, stderr: Console) -> int:
-    """``trials``: the sweep's as it now stands (a search: the points it recorded)."""
+def _finish(sweep: Sweep, trials: list[Trial], wanted: int, run_dir: Path, options: SweepOptions,
+            outcome: _Outcome, console: Console, stderr: Console) -> int:
+    """``trials``: the sweep's as it now stands (a search: the points it recorded); ``wanted``: the trials
+    it means to record (a search: its target points times the repeats)."""
     records, _ = read_records(run_dir)
     latest = latest_records(records)
     statuses = Counter(latest[t.id]["status"] for t in trials if t.id in latest)
@@ -503,8 +506,6 @@ def _finish(sweep: Sweep, trials: list[Trial], run_dir: Path, options: SweepOpti
         console.print(f"ran {outcome.ran} trial(s) in {outcome.seconds:.1f} s; this sweep now has {summary} "
                       f"of {len(trials)}" + (" searched" if sweep.spec.search else ""), highlight=False)
     if outcome.interrupted or outcome.fail_fast_stopped or outcome.disk_full:
-        wanted = len(sweep.trials) if sweep.spec.search is None else \
-            sweep.spec.search.n_trials * sweep.spec.repeats  # a search runs n_trials points
         missing = max(0, wanted - sum(statuses.values()))
         if outcome.disk_full:
             stderr.print(f"error: {outcome.disk_full}", highlight=False, markup=False, soft_wrap=True)

@@ -104,6 +104,18 @@ def test_ranges_are_optunas_int_and_float_distributions_and_rebuild_from_records
     assert not {t.id for t in again.next_batch(2)} & set(latest)
 
 
+def test_a_stopped_search_counts_what_is_missing_against_the_points_its_space_has(tmp_path, monkeypatch):
+    """A listed space of 3 points under n_trials 10: one failure stops it, 2 points are left, not 9."""
+    monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
+    sweep_file = write_sweep(tmp_path, [100, 101, 102], objectives=["auc:max"],
+                             search={"sampler": "random", "n_trials": 10, "seed": 0})
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out), "--workers", "1", "--fail-fast"])
+    assert result.exit_code == 1, result.output
+    assert len(ids(out)) == 1
+    assert "stopped by --fail-fast: 2 trial(s) not run" in " ".join(result.output.split())
+
+
 @pytest.mark.slow
 def test_a_search_runs_n_trials_points_and_a_resume_adds_only_new_ones(tmp_path, monkeypatch):
     monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
