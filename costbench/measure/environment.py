@@ -17,7 +17,7 @@ PRECISION_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                    "VECLIB_MAXIMUM_THREADS", "KMP_AFFINITY", "OMP_PROC_BIND")
 LIBRARIES = ("torch", "torchao", "numpy", "pandas", "pydantic", "typer", "rich", "pyyaml", "matplotlib",
-             "pyarrow", "ray")
+             "pyarrow", "ray", "onnxruntime", "lightgbm", "xgboost", "catboost", "scikit-learn")  # None: absent
 
 
 def usable_cores() -> int | None:

@@ -127,17 +127,8 @@ def _cache_key(threads: int) -> str:
 
     versions = library_versions()
     text = json.dumps([platform.node(), cpu_info()["model"], threads, GEMM_SIZE, REPEATS, versions.get("torch"),
-                       versions.get("numpy"), _version("onnxruntime"), os.environ.get("OMP_NUM_THREADS")])
+                       versions.get("numpy"), versions.get("onnxruntime"), os.environ.get("OMP_NUM_THREADS")])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _version(name: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _best_seconds(kernels: dict[str, Kernel], repeats: int) -> dict[str, float]:
@@ -189,11 +180,13 @@ def _int8_kernels(n: int, threads: int) -> dict[str, Kernel]:
 
 def _ort_product(op: str, a: np.ndarray, b: np.ndarray, threads: int) -> Kernel | None:
     """One ONNX Runtime session running ``op`` on ``a`` and ``b``; None without onnxruntime."""
-    try:
-        import onnxruntime as ort
-        from onnx import TensorProto, helper
-    except ImportError:
+    from costbench.runtimes.ort_session import make_session, missing_packages
+
+    if missing_packages():
         return None
+    import torch
+    from onnx import TensorProto, helper
+
     types = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.uint8): TensorProto.UINT8,
              np.dtype(np.int8): TensorProto.INT8}
     out = TensorProto.FLOAT if op == "MatMul" else TensorProto.INT32
@@ -202,10 +195,7 @@ def _ort_product(op: str, a: np.ndarray, b: np.ndarray, threads: int) -> Kernel 
                                helper.make_tensor_value_info("b", types[b.dtype], list(b.shape))],
                               [helper.make_tensor_value_info("c", out, [a.shape[0], b.shape[1]])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = make_session(model.SerializeToString(), torch.device("cpu"), threads)  # as costbench serves
     feed = {"a": a, "b": b}
     return lambda: session.run(["c"], feed)
 

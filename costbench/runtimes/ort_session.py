@@ -20,12 +20,13 @@ def missing_packages(*extra: str) -> list[str]:
     return [name for name in ("onnxruntime", "onnx", *extra) if importlib.util.find_spec(name) is None]
 
 
-def make_session(graph: bytes, device: torch.device) -> Any:
-    """An ONNX Runtime session for ``graph``, its threads taken from the resource plan."""
+def make_session(graph: bytes, device: torch.device, threads: int | None = None) -> Any:
+    """An ONNX Runtime session for ``graph``; ``threads`` intra-op (default: the resource plan's, as torch
+    has them)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads() if threads is None else threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
