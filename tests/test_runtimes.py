@@ -77,14 +77,14 @@ def small():
     return load_data(DataConfig(rows=600, sequence_length=3, n_items=50, n_categories=5), None)
 
 
-def _fitted(family: str, data, num_embedding: str = "auto"):
+def _fitted(family: str, data, num_embedding: str = "auto", size: str = "xs"):
     from costbench.families import FitSummary, Fitted
     from costbench.model_presets import resolve_hparams
     from costbench.models import build_model, count_params
     from costbench.spec import ModelConfig
 
     torch.manual_seed(0)
-    config = ModelConfig(family=family, size="xs", num_embedding=num_embedding)
+    config = ModelConfig(family=family, size=size, num_embedding=num_embedding)
     model = build_model(resolve_hparams(config), data.schema).eval()
     return Fitted(model=model, hparams={}, params=count_params(model), summary=FitSummary(None, None, "test"))
 
@@ -108,15 +108,16 @@ def test_onnxruntime_scores_every_batch_size_like_eager_pytorch(family, num_embe
     assert served.size.model_bytes > served.size.param_bytes >= 4 * 0.9 * fitted.params
 
 
-def test_the_piecewise_mlp_exports_as_gemms_not_einsum_and_broadcasts(small, tmp_path) -> None:
+@pytest.mark.parametrize(("family", "size"), [("mlp", "xs"), ("logreg", "m")])
+def test_piecewise_bins_export_as_gemms_not_einsum_and_broadcasts(family, size, small, tmp_path) -> None:
     """The export form ONNX Runtime runs fast (benchmarks/ort_profile.py): after ORT's constant folding, the
     per-column maps are one GEMM and no [n, c, 1] - [c, b] or [n, L, d] x [n, L, 1] broadcast (an elementwise
-    op over 3 or more axes) is left to run per call."""
+    op over 3 or more axes) is left to run per call; logistic regression's additive bins too."""
     import onnx
 
     from costbench.runtimes.onnx import export_onnx
 
-    graph = export_onnx(_fitted("mlp", small).model, tuple(t[:2] for t in small.test.inputs()))
+    graph = export_onnx(_fitted(family, small, size=size).model, tuple(t[:2] for t in small.test.inputs()))
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # folds constants only
     options.optimized_model_filepath = str(tmp_path / "folded.onnx")
