@@ -66,7 +66,7 @@ def _open_nvml(device: torch.device) -> tuple[Callable[[], float] | None, str]:
     try:
         import pynvml
     except ImportError:
-        return None, "pynvml is not installed (pip install nvidia-ml-py to read the GPU energy counter)"
+        return None, "pynvml is not installed (pip install \"costbench[gpu]\" to read the GPU energy counter)"
     index = device.index if device.index is not None else torch.cuda.current_device()
     try:
         pynvml.nvmlInit()
