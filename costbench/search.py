@@ -57,11 +57,12 @@ def constraint_values(records: Sequence[dict[str, Any]], constraints: Sequence[s
 
 
 def make_sampler(config: SearchConfig, choices: dict[str, list[Any]]) -> Any:
-    """The section's sampler, seeded. Why these settings (benchmarks/search_efficiency.py, 40 seeds):
+    """The section's sampler, seeded. Why these settings (benchmarks/search_efficiency.py, four grids):
 
-    - TPE multivariate, ``n_startup_trials`` a quarter of the budget (2 to 10): Optuna's default of 10
-      random startup trials is most of a 16-point budget, and independent (univariate) TPE cannot learn
-      that size, precision and batch size act together; both were clearly worse.
+    - TPE multivariate, ``n_startup_trials`` a quarter of the budget (2 to 10): independent (univariate)
+      TPE cannot learn that size, precision and batch size act together, and was worse on every grid;
+      Optuna's default of 10 random startup trials is most of a 16-point budget, as good on three grids
+      and clearly worse on the fourth.
     - NSGA-II population a quarter of the budget (4 to 50): a budget of a few generations; larger
       populations were no better than random.
     - Not GPSampler: over 40 seeds its worst case and its count under 90% were worse than TPE's, at
