@@ -343,3 +343,18 @@ def test_the_plots_show_every_axis_batch_size_too() -> None:
     colour, marker, panels = encoding(report.rows, report.axes)
     assert (colour, marker) == ("precision", "model.size")
     assert sorted(panels) == ["model.family", "train.batch_size"]
+
+
+def test_a_grid_over_model_params_dicts_renders_every_file(tmp_path) -> None:
+    """A grid over ``model.params`` (dict values) is a colour, marker or panel like any axis: the plots
+    key it by its JSON text instead of failing on an unhashable dict, and every table shows it."""
+    params = [{}, {"subsample": 0.75, "subsample_freq": 1}]
+    records = [record(f"p{i}{j}", {"model.size": size, "model.params": p}, metrics=metrics(0.8 + i / 100 + j / 1000,
+                                                                                            1.0 + i))
+               for i, size in enumerate(["xs", "s"]) for j, p in enumerate(params)]
+    run = write(tmp_path / "run", records)
+    render_report(run, ReportOptions(format="none"), Console(file=io.StringIO()), Console(file=io.StringIO()))
+    assert (run / "auc_vs_train_cost_usd.png").stat().st_size > 10_000
+    assert "subsample_freq" in (run / "report.md").read_text()
+    grouped = build_report(run, by="model.params")  # --by model.params: one front per dict
+    assert len({row.by for row in grouped.rows}) == 2 and sum(row.pick for row in grouped.rows) == 2

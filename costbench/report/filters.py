@@ -16,6 +16,7 @@ from typing import Any
 
 from costbench.errors import UserError, did_you_mean
 from costbench.record import METRICS, is_known_metric
+from costbench.report.names import axis_key
 from costbench.report.rows import Row, flatten
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -127,4 +128,4 @@ def apply_where(rows: list[Row], conditions: list[Condition]) -> tuple[list[Row]
 def group_value(row: Row, name: str) -> Any:
     """The --by value of a row ('n/a' when the row lacks the field)."""
     value = field_value(row, name, numeric=False)
-    return "n/a" if value is _MISSING or value is None else value
+    return "n/a" if value is _MISSING or value is None else axis_key(value)

@@ -5,6 +5,7 @@ Shared by tables, plots and the decision card, so a figure is called the same ev
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from costbench.record import metric_unit
@@ -54,6 +55,12 @@ def header(metric: str) -> str:
 def short_header(metric: str) -> str:
     name, short, unit, _ = display(metric)
     return short if short != name or not unit or unit in short else f"{short} {unit}"
+
+
+def axis_key(value: Any) -> Any:
+    """An axis value as a group, colour or panel key: dicts and lists (a grid over ``model.params``) by their
+    JSON text, since they cannot be hashed; everything else as it is."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
 def axis_text(value: Any) -> str:

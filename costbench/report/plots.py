@@ -19,7 +19,7 @@ import numpy as np
 
 from costbench.hypervolume import LOG_SPAN
 from costbench.pareto import Objective, nondominated_ranks
-from costbench.report.names import header
+from costbench.report.names import axis_key, header
 from costbench.report.rows import Row
 from costbench.store import write_atomic
 
@@ -94,6 +94,11 @@ def _xy(row: Row, cost: str) -> tuple[float, float] | None:
     return None
 
 
+def _axis(row: Row, axis: str | None) -> Any:
+    """A row's value of ``axis`` as a colour, marker or panel key."""
+    return axis_key(row.axes.get(axis)) if axis else None
+
+
 def _in_order(values: list[Any]) -> list[Any]:
     """Values in their natural order (fp32 before int8, xs before xl, 256 before 2048)."""
     known = [*PRECISION_COLOURS, *SIZE_ORDER]
@@ -107,7 +112,7 @@ def _natural(value: Any) -> tuple[int, float, str]:
 
 def encoding(rows: list[Row], axes: list[str]) -> tuple[str | None, str | None, list[str]]:
     """Which axis is colour, which is marker, and which become panels."""
-    varying = [a for a in axes if len({str(r.axes.get(a)) for r in rows}) > 1] or list(axes)
+    varying = [a for a in axes if len({str(_axis(r, a)) for r in rows}) > 1] or list(axes)
     colour = "precision" if "precision" in varying else (varying[0] if varying else None)
     rest = [a for a in varying if a != colour]
     marker = "model.size" if "model.size" in rest else (rest[0] if rest else None)
@@ -116,13 +121,13 @@ def encoding(rows: list[Row], axes: list[str]) -> tuple[str | None, str | None, 
 
 def _quality_against(rows: list[Row], axes: list[str], cost: str, path: Path) -> None:
     colour, marker, facet_axes = encoding(rows, axes)
-    facets = _in_order([tuple(r.axes.get(a) for a in facet_axes) for r in rows]) if facet_axes else [()]
+    facets = _in_order([tuple(_axis(r, a) for a in facet_axes) for r in rows]) if facet_axes else [()]
     note = ""
     if len(facets) > MAX_PANELS:
         note = f"; {', '.join(facet_axes)} not split into panels ({len(facets)} combinations)"
         facet_axes, facets = [], [()]
-    colours = _palette(_in_order([r.axes.get(colour) for r in rows]) if colour else [])
-    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(_in_order([r.axes.get(marker) for r in rows]))} \
+    colours = _palette(_in_order([_axis(r, colour) for r in rows]) if colour else [])
+    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(_in_order([_axis(r, marker) for r in rows]))} \
         if marker else {}
     ncols = min(3, math.ceil(math.sqrt(len(facets))))
     nrows = math.ceil(len(facets) / ncols)
@@ -136,12 +141,12 @@ def _quality_against(rows: list[Row], axes: list[str], cost: str, path: Path) ->
     for index, facet in enumerate(facets):
         ax = fig.add_subplot(nrows, ncols, index + 1, sharex=first_ax, sharey=first_ax)
         first_ax = first_ax or ax
-        mine = [i for i, r in enumerate(rows) if tuple(r.axes.get(a) for a in facet_axes) == facet]
+        mine = [i for i, r in enumerate(rows) if tuple(_axis(r, a) for a in facet_axes) == facet]
         ax.step(edge[:, 0], edge[:, 1], where="post", color="gray", alpha=0.5, linewidth=1, zorder=1)
         for i in mine:
             row = rows[i]
-            ax.scatter(points[i, 0], points[i, 1], c=colours.get(row.axes.get(colour), "tab:gray"),
-                       marker=markers.get(row.axes.get(marker), "o"), s=80 if row.rank == 1 else 36,
+            ax.scatter(points[i, 0], points[i, 1], c=colours.get(_axis(row, colour), "tab:gray"),
+                       marker=markers.get(_axis(row, marker), "o"), s=80 if row.rank == 1 else 36,
                        edgecolors="black" if row.rank == 1 else "none", linewidths=1.1, zorder=3)
             if row.pick:
                 ax.annotate("pick", (points[i, 0], points[i, 1]), textcoords="offset points", xytext=(7, 7),
