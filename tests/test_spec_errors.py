@@ -188,3 +188,19 @@ def test_validate_checks_the_data_file(tmp_path: Path) -> None:
     _, result = run_validate(tmp_path, text)
     line = one_line_error(result)
     assert "s.csv" in line and "bought" in line
+
+
+def test_a_grid_value_valid_beside_another_axis_is_accepted_and_a_bad_combination_is_named(tmp_path):
+    """model.params is a tree family's: valid beside model.family lightgbm though the base model is mlp. Where
+    the grid also pairs it with mlp, the error names that point and says to exclude it."""
+    trees = ("name: t\ndata: {rows: 1000}\ngrid:\n  model.family: [lightgbm, xgboost]\n"
+             "  model.params: [{}, {subsample: 0.75}]\n")
+    _, result = run_validate(tmp_path, trees)
+    assert result.exit_code == 0 and "valid, 4 trial(s)" in result.stdout, result.output
+    mixed = trees.replace("[lightgbm, xgboost]", "[lightgbm, mlp]")
+    line = one_line_error(run_validate(tmp_path, mixed)[1])
+    assert 'the point model.family=mlp, model.params={"subsample": 0.75} is invalid' in line
+    assert "applies to the tree families" in line and "add it to exclude" in line
+    excluded = mixed + "exclude:\n  - {model.family: mlp, model.params: {subsample: 0.75}}\n"
+    _, result = run_validate(tmp_path, excluded)
+    assert result.exit_code == 0 and "valid, 3 trial(s)" in result.stdout, result.output

@@ -115,12 +115,29 @@ def check_space(spec: SweepSpec, path: Path, locator: Locator) -> dict[str, list
             continue
         if not axis:
             raise UserError("grid axis is empty; give it at least one value or remove it", where=where)
-        space[key] = [_get(_validate_point(_assign(base, {key: value}), path, locator, f"grid.{key}[{i}]"), key)
+        space[key] = [_axis_value(spec, base, key, value, path, locator, f"grid.{key}[{i}]")
                       for i, value in enumerate(axis)]
     if spec.include and spec.search is not None and any(isinstance(a, GridRange) for a in space.values()):
         raise UserError("include adds points outside the grid's axes, which a search over ranges cannot propose; "
                         "move its values into the grid", where=locator.where(path, "include"))
     return space
+
+
+def _axis_value(spec: SweepSpec, base: dict[str, Any], key: str, value: Any, path: Path, locator: Locator,
+                where: str) -> Any:
+    """One grid value as a trial sees it, validated on the base config or, where it depends on another axis
+    (``model.params`` of a tree family named by ``model.family``), beside one of that axis's values; the
+    base's error when no such pairing is valid. Each point is validated again when the grid expands."""
+    others = [{other: v} for other, axis in spec.grid.items() if other != key and not isinstance(axis, GridRange)
+              for v in axis]
+    first: UserError | None = None
+    for extra in ({}, *others):
+        try:
+            return _get(_validate_point(_assign(base, {**extra, key: value}), path, locator, where), key)
+        except UserError as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 def _check_range(spec: SweepSpec, key: str, axis: GridRange, path: Path, locator: Locator) -> None:
@@ -190,7 +207,12 @@ def point_trials(spec: SweepSpec, point: dict[str, Any], path: Path, locator: Lo
                  data_ids: dict[str, str]) -> list[Trial]:
     """One point's trials (its repeats): the config validated, the id a hash of it and of the data's
     fingerprint. ``data_ids`` caches each dataset's fingerprint (canonical data config -> id)."""
-    config = _validate_point(_assign(spec.trial_base(), point), path, locator, "grid")
+    try:
+        config = _validate_point(_assign(spec.trial_base(), point), path, locator, "grid")
+    except UserError as exc:  # each value is valid on its own (check_space): this combination is not
+        combination = ", ".join(f"{k}={echo(v)}" for k, v in point.items())
+        raise UserError(f"the point {combination} is invalid: {str(exc).removeprefix(f'{exc.where}: ')}; add it "
+                        "to exclude if the combination is not meant", where=exc.where) from None
     data_key = canonical_json(config["data"])
     if data_key not in data_ids:
         data_ids[data_key] = data_fingerprint(config["data"])
