@@ -128,8 +128,10 @@ def test_two_parallel_students_share_one_teacher_and_say_what_it_cost(tmp_path: 
         assert m["teacher_cost_usd"] > 0
 
 
-def test_a_pruned_trial_is_smaller_and_timed_before_and_after(tmp_path: Path) -> None:
-    trial, = trials_for(tmp_path, "model.size=s", "compress.prune={amount: 0.5, finetune_epochs: 1}")
+@pytest.mark.parametrize("family", ["mlp", "dcn"])
+def test_a_pruned_trial_is_smaller_and_timed_before_and_after(tmp_path: Path, family: str) -> None:
+    trial, = trials_for(tmp_path, f"model.family={family}", "model.size=s",
+                        "compress.prune={amount: 0.5, finetune_epochs: 1}")
     record = run_trial(trial)
     assert record["status"] == "ok", record["reason"]
     m, prune = record["metrics"], record["details"]["training"]["prune"]

@@ -24,9 +24,9 @@ def inputs(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, ...]:
             torch.randint(0, 50, (n, 6), generator=g), torch.randint(0, 9, (n, 6), generator=g))
 
 
-def mlp(size: str = "s", **overrides: object) -> tuple[nn.Module, dict]:
+def mlp(size: str = "s", family: str = "mlp", **overrides: object) -> tuple[nn.Module, dict]:
     torch.manual_seed(0)
-    hparams = resolve_hparams(ModelConfig(family="mlp", size=size, **overrides))
+    hparams = resolve_hparams(ModelConfig(family=family, size=size, **overrides))
     return build_model(hparams, SCHEMA).eval(), hparams
 
 
@@ -46,9 +46,11 @@ def silence_half(model: nn.Module) -> None:
         linear.bias[..., width // 2:] = 0
 
 
+@pytest.mark.parametrize("family", ["mlp", "dcn"])
 @pytest.mark.parametrize("num_embedding", ["piecewise", "periodic", "none"])
-def test_removing_silent_units_keeps_every_output(num_embedding: str) -> None:
-    model, hparams = mlp("s", num_embedding=num_embedding)
+def test_removing_silent_units_keeps_every_output(family: str, num_embedding: str) -> None:
+    """In a DCN a silenced feature dimension is 0 through every cross layer too (x0 * (W x + b) + x)."""
+    model, hparams = mlp("s", family, num_embedding=num_embedding)
     silence_half(model)
     # compared on the calibration rows: a unit that never fires there ties with a silenced one and may be
     # dropped instead, which changes nothing on these rows (elsewhere it may)
@@ -59,8 +61,9 @@ def test_removing_silent_units_keeps_every_output(num_embedding: str) -> None:
         torch.testing.assert_close(pruned.eval()(*x), model(*x), rtol=1e-5, atol=1e-5)
 
 
-def test_half_the_parameters_go_and_the_layers_really_shrink() -> None:
-    model, hparams = mlp("m")
+@pytest.mark.parametrize("family", ["mlp", "dcn"])
+def test_half_the_parameters_go_and_the_layers_really_shrink(family: str) -> None:
+    model, hparams = mlp("m", family)
     result = structured_prune(model, hparams, SCHEMA, 0.5, inputs())
     assert result.params_before == count_params(model)
     assert 0.42 * result.params_before <= result.params_after <= 0.5 * result.params_before
@@ -73,9 +76,10 @@ def test_half_the_parameters_go_and_the_layers_really_shrink() -> None:
     assert result.model(*inputs(8)).shape == (8,)
 
 
-def test_pruning_keeps_the_units_that_matter() -> None:
+@pytest.mark.parametrize("family", ["mlp", "dcn"])
+def test_pruning_keeps_the_units_that_matter(family: str) -> None:
     """Against random removal of the same number of units, the criterion loses less of the output."""
-    model, hparams = mlp("s")
+    model, hparams = mlp("s", family)
     x, held_out = inputs(), inputs(seed=1)
     with torch.no_grad():
         reference = model(*held_out)
@@ -95,11 +99,11 @@ def test_pruning_keeps_the_units_that_matter() -> None:
     assert kept_error < min(random_errors) * 2  # halves every layer, yet close to one random half-layer
 
 
-@pytest.mark.parametrize("family", ["dcn", "gru", "logreg"])
+@pytest.mark.parametrize("family", ["gru", "transformer", "logreg"])
 def test_unsupported_families_are_a_skip_with_the_reason(family: str) -> None:
     hparams = resolve_hparams(ModelConfig(family=family, size="xs"))
     model = build_model(hparams, SCHEMA)
-    with pytest.raises(TrialSkipped, match="structured pruning is implemented for mlp"):
+    with pytest.raises(TrialSkipped, match="structured pruning is implemented for mlp, dcn"):
         structured_prune(model, hparams, SCHEMA, 0.5, inputs())
 
 

@@ -27,12 +27,13 @@ from torch import Tensor, nn
 
 from costbench.data import Schema
 from costbench.errors import TrialSkipped
-from costbench.models import MLP, build_model, count_params
+from costbench.models import DCN, MLP, build_model, count_params
 from costbench.num_embeddings import Identity
 
-PRUNABLE_FAMILIES = ("mlp",)
-CRITERION = ("mean |activation| on training rows x L2 norm of the next layer's weights reading it; "
-             "top units per hidden layer, top dimensions per embedding block")
+PRUNABLE_FAMILIES = ("mlp", "dcn")
+CRITERION = ("mean |activation| on training rows x L2 norm of the weights reading it (the next layer; in dcn "
+             "also every cross layer and the logit's cross half); top units per hidden layer, top dimensions "
+             "per embedding block")
 
 
 @dataclass
@@ -52,8 +53,8 @@ def structured_prune(model: nn.Module, hparams: dict[str, Any], schema: Schema, 
     inputs for some training rows (``Split.inputs``), on which activations are measured."""
     if hparams["family"] not in PRUNABLE_FAMILIES:
         raise TrialSkipped(f"structured pruning is implemented for {', '.join(PRUNABLE_FAMILIES)}; "
-                           f"'{hparams['family']}' is not supported (its cross layers or sequence encoder "
-                           "have no unit-removal rule here yet)")
+                           f"'{hparams['family']}' is not supported (its sequence encoder, or a linear model's "
+                           "inputs, have no unit-removal rule here)")
     if not 0 < amount < 1:
         raise ValueError(f"prune amount must be in (0, 1), got {amount}")
     hidden, emb_dim = widths_for_amount(hparams, schema, amount)
@@ -88,18 +89,26 @@ def _params_of(hparams: dict[str, Any], schema: Schema) -> int:
 @torch.no_grad()
 def prune_to_widths(model: nn.Module, hparams: dict[str, Any], schema: Schema, hidden: int, emb_dim: int,
                     calibration: Sequence[Tensor]) -> nn.Module:
-    """``model`` (an MLP) narrowed to ``hidden`` units per layer and ``emb_dim`` per embedding block."""
-    if not isinstance(model, MLP):
-        raise TrialSkipped(f"structured pruning needs an mlp, got {type(model).__name__}")
+    """``model`` (an MLP or a DCN) narrowed to ``hidden`` units per layer and ``emb_dim`` per embedding block.
+
+    In a DCN every cross layer maps the feature vector to itself elementwise (``x0 * (W x + b) + x``), so a
+    removed feature dimension is removed from all of them alike: each keeps ``W[kept][:, kept]``."""
+    if not isinstance(model, (MLP, DCN)):
+        raise TrialSkipped(f"structured pruning needs an mlp or a dcn, got {type(model).__name__}")
     was_training = model.training
     model.eval()
     activations = _record_activations(model, calibration)
     model.train(was_training)
-    linears = [m for m in model.tower if isinstance(m, nn.Linear)] + [model.out]
+    linears = [m for m in model.tower if isinstance(m, nn.Linear)]
+    cross = [layer.linear for layer in model.cross] if isinstance(model, DCN) else []
     state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    # a DCN's logit reads [the cross layers' output, the tower's]; an MLP's the tower's alone
+    width = model.features.out_dim if cross else 0
+    out_cross, out_tower = model.out.weight[:, :width], model.out.weight[:, width:]
 
     features = model.features
-    block_dims = _embedding_blocks(features, activations["features"], linears[0].weight, emb_dim)
+    readers = torch.cat([linears[0].weight, *(c.weight for c in cross), *([out_cross] if cross else [])])
+    block_dims = _embedding_blocks(features, activations["features"], readers, emb_dim)
     kept_features = torch.cat([offset + dims for offset, dims in block_dims["columns"]])
     for name, dims in block_dims["tables"].items():
         state[name] = state[name][:, dims]
@@ -107,22 +116,28 @@ def prune_to_widths(model: nn.Module, hparams: dict[str, Any], schema: Schema, h
         weight, bias = block_dims["numeric"]
         state["features.numeric.linear.weight"], state["features.numeric.linear.bias"] = weight, bias
 
+    for i, layer in enumerate(cross):
+        state[f"cross.{i}.linear.weight"] = layer.weight[kept_features][:, kept_features]
+        state[f"cross.{i}.linear.bias"] = layer.bias[kept_features]
+
     kept_inputs = kept_features
-    for i, layer in enumerate(linears[:-1]):
-        importance = activations[f"tower.{i}"].abs().mean(0) * linears[i + 1].weight.norm(dim=0)
+    next_readers = [layer.weight for layer in linears[1:]] + [out_tower]
+    for i, layer in enumerate(linears):
+        importance = activations[f"tower.{i}"].abs().mean(0) * next_readers[i].norm(dim=0)
         kept_units = importance.topk(hidden).indices.sort().values
         prefix = _state_prefix(model, layer)
         state[f"{prefix}.weight"] = layer.weight[kept_units][:, kept_inputs]
         state[f"{prefix}.bias"] = layer.bias[kept_units]
         kept_inputs = kept_units
-    state["out.weight"] = model.out.weight[:, kept_inputs]
+    state["out.weight"] = torch.cat([out_cross[:, kept_features], out_tower[:, kept_inputs]], dim=1) if cross \
+        else out_tower[:, kept_inputs]
 
     pruned = build_model({**hparams, "hidden": hidden, "emb_dim": emb_dim}, schema)
     pruned.load_state_dict(state)  # strict: every shape must be exactly the narrower model's
     return pruned.to(next(model.parameters()).device).train(was_training)
 
 
-def _record_activations(model: MLP, calibration: Sequence[Tensor]) -> dict[str, Tensor]:
+def _record_activations(model: MLP | DCN, calibration: Sequence[Tensor]) -> dict[str, Tensor]:
     """The feature vector and every hidden layer's post-ReLU output on the calibration rows."""
     seen: dict[str, Tensor] = {}
     hooks = [model.features.register_forward_hook(lambda _m, _i, out: seen.__setitem__("features", out))]
