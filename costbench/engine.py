@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,7 @@ from costbench.store import (
     SWEEP_FILE,
     DiskFull,
     RunStore,
+    encode_record,
     latest_records,
     no_space_error,
     read_records,
@@ -54,6 +55,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USER_ERROR = 0, 1, 2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each means: stop, keep what is done
 DATA_SUMMARY_FILE = "data_summary.json"
 DATA_CACHE_DIR = "data-cache"
+RecordListener = Callable[[dict[str, Any]], None]  # told each record once it is in trials.jsonl
 
 
 @dataclass
@@ -130,6 +132,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
             todo = trials if search.done < search.target else []  # the datasets to prepare; Optuna picks the points
         to_run = len(todo) if search is None else (search.target - search.done) * sweep.spec.repeats
         tracker = make_tracker(options.track, run_dir, sweep.spec.name, lambda note: warn(stderr, note))
+        on_record = tracker.record if tracker is not None else None
         # made before the data is prepared: a local executor's forkserver imports meanwhile
         executor, settings = _make_executor(sweep, to_run, options, trial_fn, plan)
         try:
@@ -138,9 +141,9 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
             if todo:
                 show_data_summary(write_data_summary(run_dir, todo), console)
             if executor is not None and search is not None:  # Optuna picks the points that run
-                outcome = _search(search, executor, store, counts, options, console, tracker)
+                outcome = _search(search, executor, store, counts, options, console, on_record)
             else:
-                outcome = _run(executor, todo, store, counts, options, console, tracker) if executor else _Outcome()
+                outcome = _run(executor, todo, store, counts, options, console, on_record) if executor else _Outcome()
         finally:
             if executor is not None:
                 executor.close()
@@ -365,8 +368,10 @@ class _Outcome:
 
 
 def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
-         console: Console, tracker: Any = None, tags: dict[str, dict[str, Any]] | None = None) -> _Outcome:
-    """Run ``todo`` and store each record as it arrives; ``tags``: fields added to a trial's record."""
+         console: Console, on_record: RecordListener | None = None,
+         tags: dict[str, dict[str, Any]] | None = None) -> _Outcome:
+    """Run ``todo`` and store each record as it arrives; ``on_record`` hears each one once it is stored (as
+    stored: environment moved out, env_id set); ``tags``: fields added to a trial's record."""
     outcome = _Outcome()
     start = time.monotonic()
     with SweepProgress(console, todo, sum(counts.values()), counts) as progress, \
@@ -379,7 +384,8 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
             elif event.record is not None:
                 event.record.update((tags or {}).get(event.trial_id, {}))
                 try:
-                    store.append(store_environment(store.run_dir, event.record))
+                    stored = store_environment(store.run_dir, event.record)
+                    store.append(stored)
                 except DiskFull as exc:  # nothing half-written stays; stop as Ctrl-C would
                     if outcome.disk_full is None:  # later records that do not fit either run again on resume
                         outcome.disk_full = exc
@@ -389,8 +395,8 @@ def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter
                     continue
                 outcome.ran += 1
                 progress.finished(event.record)
-                if tracker is not None:
-                    tracker.record(event.record)
+                if on_record is not None:
+                    on_record(stored)
                 if options.fail_fast and event.record["status"] == "failed" and not outcome.fail_fast_stopped:
                     outcome.fail_fast_stopped = True
                     progress.note(f"--fail-fast: trial {event.trial_id} failed; ending the running trials")
@@ -422,23 +428,31 @@ def _say_search(search: Any, latest: dict[str, dict[str, Any]], console: Console
 
 
 def _search(search: Any, executor: Executor, store: RunStore, counts: Counter[str], options: SweepOptions,
-            console: Console, tracker: Any = None) -> _Outcome:
+            console: Console, on_record: RecordListener | None = None) -> _Outcome:
     """A `search` section: Optuna proposes batches of points, each run as `_run` runs a sweep."""
     from costbench.search import run_search
 
     total = _Outcome()
+    # the records read once, then each new one as the file holds it: re-reading trials.jsonl after every
+    # batch would cost the driver time quadratic in the points searched
+    latest = latest_records(read_records(store.run_dir)[0])
+
+    def keep(record: dict[str, Any]) -> None:
+        latest.pop(record["id"], None)  # file order, as latest_records keeps it
+        latest[record["id"]] = json.loads(encode_record(record))
+        if on_record is not None:
+            on_record(record)
 
     def batch(trials: list[Trial]) -> bool:
         tags = {t.id: {"proposed_by": search.proposed_by[search.key(t)]} for t in trials}
-        done = _run(executor, trials, store, counts, options, console, tracker, tags)
+        done = _run(executor, trials, store, counts, options, console, keep, tags)
         total.ran, total.seconds = total.ran + done.ran, total.seconds + done.seconds
         total.interrupted = total.interrupted or done.interrupted
         total.fail_fast_stopped = total.fail_fast_stopped or done.fail_fast_stopped
         total.disk_full = total.disk_full or done.disk_full
         return not (done.interrupted or done.fail_fast_stopped or done.disk_full)
 
-    run_search(search, lambda: latest_records(read_records(store.run_dir)[0]), batch,
-               getattr(executor, "workers", None) or 4)
+    run_search(search, lambda: latest, batch, getattr(executor, "workers", None) or 4)
     return total
 
 

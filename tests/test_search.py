@@ -116,6 +116,22 @@ def test_a_stopped_search_counts_what_is_missing_against_the_points_its_space_ha
     assert "stopped by --fail-fast: 2 trial(s) not run" in " ".join(result.output.split())
 
 
+def test_the_driver_reads_trials_jsonl_a_fixed_number_of_times_however_many_batches(tmp_path, monkeypatch):
+    """Each batch's records reach the study as they are stored: the file is not re-read per batch (that
+    cost grows with the square of the points searched)."""
+    import costbench.engine as engine
+
+    monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
+    reads = []
+    real = engine.read_records
+    monkeypatch.setattr(engine, "read_records", lambda run_dir: reads.append(run_dir) or real(run_dir))
+    sweep_file, out = search_sweep(tmp_path, n_trials=6), tmp_path / "run"
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(ids(out)) == 6 == len(set(ids(out)))  # 6 batches of one point
+    assert len(reads) <= 3, "read at the start, for the search, and at the end; not once per batch"
+
+
 @pytest.mark.slow
 def test_a_search_runs_n_trials_points_and_a_resume_adds_only_new_ones(tmp_path, monkeypatch):
     monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
