@@ -157,7 +157,7 @@ def _run_sweep(sweep: Sweep, options: SweepOptions, run_dir: Path, console: Cons
                           "to go on)"), highlight=False)
     status = _finish(sweep, trials, wanted, run_dir, options, outcome, console, stderr)
     if tracker is not None:
-        tracker.finish()  # every record again, now with its Pareto rank, and the report files
+        tracker.finish(outcome.report)  # every record again, now with its Pareto rank, and the report files
     return status
 
 
@@ -365,6 +365,7 @@ class _Outcome:
     disk_full: DiskFull | None = None  # a record the disk could not take: the sweep stops
     ran: int = 0
     seconds: float = 0.0
+    report: Any = None  # the report built at the end (costbench.report.Report), for the tracker to reuse
 
 
 def _run(executor: Executor, todo: list[Trial], store: RunStore, counts: Counter[str], options: SweepOptions,
@@ -533,7 +534,7 @@ def _finish(sweep: Sweep, trials: list[Trial], wanted: int, run_dir: Path, optio
         if outcome.interrupted:
             return 128 + outcome.interrupted
         return EXIT_USER_ERROR if outcome.disk_full else EXIT_FAILED
-    reported = _report(run_dir, console, stderr)
+    reported = _report(run_dir, console, stderr, outcome)
     files = [run_dir / name for name in (SWEEP_FILE, RUN_FILE, DATA_SUMMARY_FILE, "trials.jsonl")]
     console.print("written: " + "  ".join(str(f) for f in files if f.exists()), highlight=False)
     if not reported:
@@ -566,15 +567,16 @@ def resume_command(run_dir: Path, options: SweepOptions) -> str:
     return shlex.join(parts)
 
 
-def _report(run_dir: Path, console: Console, stderr: Console) -> bool:
-    """The Pareto table at the end of a sweep, with the report's defaults (the sweep's own objectives).
+def _report(run_dir: Path, console: Console, stderr: Console, outcome: _Outcome) -> bool:
+    """The Pareto table at the end of a sweep, with the report's defaults (the sweep's own objectives);
+    the report built is kept in ``outcome.report``.
 
     False when the disk had no room for the report's files (the records are safe; the exit status says so).
     """
     from costbench.report import ReportOptions, render_report
 
     try:
-        render_report(run_dir, ReportOptions(), console=console, stderr=stderr)
+        outcome.report = render_report(run_dir, ReportOptions(), console=console, stderr=stderr)
     except UserError as exc:
         stderr.print(f"report: {exc}", highlight=False, markup=False)
         return not isinstance(exc, DiskFull)

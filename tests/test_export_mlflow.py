@@ -143,16 +143,22 @@ def test_an_explicit_tracking_uri_and_experiment_name_are_used(tmp_path, monkeyp
 def test_sweep_track_mlflow_logs_every_record_once_with_ranks(tmp_path, monkeypatch):
     MlflowClient = pytest.importorskip("mlflow", reason=NO_MLFLOW).MlflowClient
 
+    import costbench.report.build
     from costbench.engine import TRIAL_FN_ENV
     from costbench.store import read_records
     from tests.fake_trials import write_sweep
 
     monkeypatch.setenv(TRIAL_FN_ENV, "tests.fake_trials:by_seed")
+    built_again = []  # the tracker reuses the sweep's own report rather than building a second one
+    real_build = costbench.report.build.build_report
+    monkeypatch.setattr(costbench.report.build, "build_report",
+                        lambda *a, **k: built_again.append(a) or real_build(*a, **k))
     sweep_file = write_sweep(tmp_path, [3, 5, 1000], objectives=["auc:max", "p99_ms:min"])  # 1000: skipped
     out = tmp_path / "run"
     args = ["sweep", str(sweep_file), "--out", str(out), "--workers", "1", "--track", "mlflow"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert built_again == []
     records, _ = read_records(out)
     _, children = _children(MlflowClient(f"sqlite:///{out / 'mlflow.db'}"), "fake")
     assert sorted(children) == sorted(r["id"] for r in records)

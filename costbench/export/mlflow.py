@@ -288,11 +288,12 @@ class SweepTracker:
     def record(self, record: dict[str, Any]) -> None:
         self._guard(lambda e: e.log_record(record))
 
-    def finish(self) -> None:
+    def finish(self, report: Any = None) -> None:
+        """Export the whole run with ranks; ``report``: the sweep's own, when it built one (else built here)."""
         from costbench.report.build import build_report
         from costbench.report.decision import decision
 
-        self._guard(lambda e: _export(e, build_report(e.run_dir), decision))
+        self._guard(lambda e: _export(e, report if report is not None else build_report(e.run_dir), decision))
 
     def _guard(self, action: Any) -> None:
         if self.export is None:
