@@ -29,6 +29,7 @@ class UserError(Exception):
 
     def __init__(self, message: str, where: str | None = None) -> None:
         self.where = where
+        self.message = message  # without the place, for a caller that adds context to it
         super().__init__(f"{where}: {message}" if where else message)
 
 

@@ -24,7 +24,7 @@ def inputs(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, ...]:
             torch.randint(0, 50, (n, 6), generator=g), torch.randint(0, 9, (n, 6), generator=g))
 
 
-def mlp(size: str = "s", family: str = "mlp", **overrides: object) -> tuple[nn.Module, dict]:
+def net(size: str = "s", family: str = "mlp", **overrides: object) -> tuple[nn.Module, dict]:
     torch.manual_seed(0)
     hparams = resolve_hparams(ModelConfig(family=family, size=size, **overrides))
     return build_model(hparams, SCHEMA).eval(), hparams
@@ -50,7 +50,7 @@ def silence_half(model: nn.Module) -> None:
 @pytest.mark.parametrize("num_embedding", ["piecewise", "periodic", "none"])
 def test_removing_silent_units_keeps_every_output(family: str, num_embedding: str) -> None:
     """In a DCN a silenced feature dimension is 0 through every cross layer too (x0 * (W x + b) + x)."""
-    model, hparams = mlp("s", family, num_embedding=num_embedding)
+    model, hparams = net("s", family, num_embedding=num_embedding)
     silence_half(model)
     # compared on the calibration rows: a unit that never fires there ties with a silenced one and may be
     # dropped instead, which changes nothing on these rows (elsewhere it may)
@@ -63,7 +63,7 @@ def test_removing_silent_units_keeps_every_output(family: str, num_embedding: st
 
 @pytest.mark.parametrize("family", ["mlp", "dcn"])
 def test_half_the_parameters_go_and_the_layers_really_shrink(family: str) -> None:
-    model, hparams = mlp("m", family)
+    model, hparams = net("m", family)
     result = structured_prune(model, hparams, SCHEMA, 0.5, inputs())
     assert result.params_before == count_params(model)
     assert 0.42 * result.params_before <= result.params_after <= 0.5 * result.params_before
@@ -79,7 +79,7 @@ def test_half_the_parameters_go_and_the_layers_really_shrink(family: str) -> Non
 @pytest.mark.parametrize("family", ["mlp", "dcn"])
 def test_pruning_keeps_the_units_that_matter(family: str) -> None:
     """Against random removal of the same number of units, the criterion loses less of the output."""
-    model, hparams = mlp("s", family)
+    model, hparams = net("s", family)
     x, held_out = inputs(), inputs(seed=1)
     with torch.no_grad():
         reference = model(*held_out)
@@ -108,6 +108,6 @@ def test_unsupported_families_are_a_skip_with_the_reason(family: str) -> None:
 
 
 def test_amount_out_of_range_is_refused() -> None:
-    model, hparams = mlp("xs")
+    model, hparams = net("xs")
     with pytest.raises(ValueError, match=r"prune amount must be in \(0, 1\)"):
         structured_prune(model, hparams, SCHEMA, 1.0, inputs())

@@ -211,8 +211,8 @@ def point_trials(spec: SweepSpec, point: dict[str, Any], path: Path, locator: Lo
         config = _validate_point(_assign(spec.trial_base(), point), path, locator, "grid")
     except UserError as exc:  # each value is valid on its own (check_space): this combination is not
         combination = ", ".join(f"{k}={echo(v)}" for k, v in point.items())
-        raise UserError(f"the point {combination} is invalid: {str(exc).removeprefix(f'{exc.where}: ')}; add it "
-                        "to exclude if the combination is not meant", where=exc.where) from None
+        raise UserError(f"the point {combination} is invalid: {exc.message}; add it to exclude if the "
+                        "combination is not meant", where=exc.where) from None
     data_key = canonical_json(config["data"])
     if data_key not in data_ids:
         data_ids[data_key] = data_fingerprint(config["data"])
